@@ -1,0 +1,3 @@
+//! kaddons: minikube-style addons for any local Kubernetes cluster.
+
+pub mod metrics;
