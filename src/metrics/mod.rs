@@ -1,2 +1,4 @@
 //! The built-in metrics server: kubelet `/metrics/resource` decoding, the point store, the
 //! scraper and the `metrics.k8s.io/v1beta1` API. Nothing in here depends on CLI code.
+
+pub mod model;
