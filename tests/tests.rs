@@ -1,1 +1,9 @@
-mod placeholder {}
+//! The one integration-test binary; each module is one area.
+
+mod util;
+
+mod cli;
+mod hostile;
+mod profiles;
+mod snapshots;
+mod upstream;

@@ -61,28 +61,37 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Formats an optional suggestion as `; did you mean "x"?`.
+/// Formats an optional suggestion as ` (did you mean "x"?)`.
 pub fn did_you_mean(suggestion: &Option<String>) -> String {
     match suggestion {
-        Some(s) => format!("; did you mean \"{s}\"?"),
+        Some(s) => format!(" (did you mean \"{s}\"?)"),
         None => String::new(),
     }
 }
 
-/// The closest candidate to `input`, if any is close enough to be a plausible typo.
+/// The closest candidate to `input`, if any is close enough to be a plausible typo: a
+/// different case, at most one edit per four characters (at least one), or a high
+/// Jaro-Winkler similarity (which catches dropped letters in long names).
 pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let lower = input.to_ascii_lowercase();
-    let mut best: Option<(f64, &str)> = None;
+    let max_edits = (lower.chars().count() / 4).max(1);
+    let mut best: Option<(usize, f64, &str)> = None;
     for candidate in candidates {
-        if candidate.to_ascii_lowercase() == lower {
+        let c = candidate.to_ascii_lowercase();
+        if c == lower {
             return Some(candidate.to_string());
         }
-        let score = strsim::jaro_winkler(&lower, &candidate.to_ascii_lowercase());
-        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, candidate));
+        let edits = strsim::damerau_levenshtein(&lower, &c);
+        let similarity = strsim::jaro_winkler(&lower, &c);
+        if edits > max_edits && similarity < 0.85 {
+            continue;
+        }
+        let better = best.is_none_or(|(e, s, _)| edits < e || (edits == e && similarity > s));
+        if better {
+            best = Some((edits, similarity, candidate));
         }
     }
-    best.map(|(_, c)| c.to_string())
+    best.map(|(_, _, c)| c.to_string())
 }
 
 /// The kinds of cluster an addon can be adapted to.
@@ -599,6 +608,12 @@ mod tests {
         assert!(err.contains("did you mean \"metrics-server\""), "{err}");
         let err = catalog.get("zzzz").unwrap_err().to_string();
         assert!(!err.contains("did you mean"), "{err}");
+        assert_eq!(closest("cm", ["cn", "eu"]), Some("cn".into()));
+        assert_eq!(closest("ab", ["cd"]), None);
+        assert_eq!(
+            closest("metrcs-srv", ["metrics-server"]),
+            Some("metrics-server".into())
+        );
     }
 
     #[test]

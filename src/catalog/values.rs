@@ -208,7 +208,7 @@ impl Schema<'_> {
                 };
                 cursor = next;
             }
-            typed(cursor, raw).map_err(|problem| bad(problem))?
+            typed(cursor, raw).map_err(bad)?
         };
         let mut tree = value;
         for part in path.iter().rev() {

@@ -188,10 +188,8 @@ fn check_object(v: &Value) -> std::result::Result<(), String> {
             return Err(format!("`{field}` is missing or not a string"));
         }
     }
-    if !v
-        .pointer("/metadata/name")
-        .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()))
-    {
+    let name = v.pointer("/metadata/name").and_then(Value::as_str);
+    if name.is_none_or(str::is_empty) {
         return Err("`metadata.name` is missing".into());
     }
     Ok(())

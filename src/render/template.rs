@@ -303,7 +303,16 @@ pub fn to_flow(v: &Value) -> String {
         Value::Object(m) => {
             let inner: Vec<String> = m
                 .iter()
-                .map(|(k, v)| format!("{}: {}", quote(k), to_flow(v)))
+                .map(|(k, v)| {
+                    let key = quote(k);
+                    // YAML limits implicit keys to 1024 characters; longer ones need the
+                    // explicit `? key : value` form.
+                    if key.chars().count() > 1000 {
+                        format!("? {key} : {}", to_flow(v))
+                    } else {
+                        format!("{key}: {}", to_flow(v))
+                    }
+                })
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
@@ -438,7 +447,8 @@ mod tests {
 
     #[test]
     fn flow_nodes_parse_back_to_the_same_value() {
-        let v = json!({"a": [1, true, null, "x: y"], "b\nc": {"d": "e\u{0}"}});
+        let long = "k".repeat(5000);
+        let v = json!({"a": [1, true, null, "x: y"], "b\nc": {"d": "e\u{0}"}, long.clone(): long});
         let parsed: Value = serde_yaml::from_str(&to_flow(&v)).unwrap();
         assert_eq!(parsed, v);
     }

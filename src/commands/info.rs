@@ -1,0 +1,72 @@
+//! `kaddons info ADDON`: what an addon is and what can be configured: upstream, images,
+//! values with their defaults, and each profile's patches with their reasons.
+
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, InfoArgs, OutputFormat};
+use crate::printer::Printer;
+
+use super::{load_catalog, structured, ExitStatus};
+
+#[derive(Serialize)]
+struct Info<'a> {
+    #[serde(flatten)]
+    def: &'a kaddons::catalog::AddonDef,
+    source: String,
+}
+
+pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let catalog = load_catalog(global)?;
+    let addon = catalog.get(&args.addon)?;
+    let def = &addon.def;
+    let text = match global.output {
+        OutputFormat::Text => {
+            let mut out = format!(
+                "{} {} — {}\nupstream: {} {}\ndocs: {}\nnamespace: {}\nsource: {}\n",
+                def.name,
+                def.version,
+                def.description,
+                def.upstream.project,
+                def.upstream.version,
+                def.docs,
+                def.namespace,
+                addon.source
+            );
+            out.push_str("\nimages:\n");
+            for (name, i) in &def.images {
+                out.push_str(&format!(
+                    "  {name}: {}/{}:{}\n",
+                    i.registry, i.repository, i.tag
+                ));
+            }
+            out.push_str("\nvalues (defaults; change with --set KEY=VALUE or --values FILE):\n");
+            for line in serde_yaml::to_string(&def.values)?.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+            if !def.freeform.is_empty() {
+                out.push_str(&format!(
+                    "  (free-form, not checked below the top level: {})\n",
+                    def.freeform.join(", ")
+                ));
+            }
+            out.push_str("\nprofiles:\n");
+            for (profile, overlay) in &def.profiles {
+                out.push_str(&format!("  {profile}: {}\n", overlay.description));
+                for patch in &overlay.patches {
+                    out.push_str(&format!("    sets {}\n", patch.values));
+                    out.push_str(&format!("      because: {}\n", patch.reason));
+                }
+            }
+            out
+        }
+        format => structured(
+            format,
+            &Info {
+                def,
+                source: addon.source.to_string(),
+            },
+        )?,
+    };
+    printer.data(&text)?;
+    Ok(ExitStatus::Success)
+}

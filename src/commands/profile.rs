@@ -1,0 +1,63 @@
+//! `kaddons profile`: the detected profile and the evidence behind it.
+
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::printer::Printer;
+
+use super::{detect_profile, structured, ExitStatus};
+use kaddons::profile::Evidence;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    profile: String,
+    context: Option<&'a str>,
+    server: Option<&'a str>,
+    evidence: &'a [Evidence],
+    notes: &'a [String],
+}
+
+pub fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let detected = detect_profile(global)?;
+    let d = &detected.detection;
+    let report = Report {
+        profile: d.profile.to_string(),
+        context: detected.context.as_ref().map(|c| c.context.as_str()),
+        server: detected.context.as_ref().and_then(|c| c.server.as_deref()),
+        evidence: &d.evidence,
+        notes: &d.notes,
+    };
+    let text = match global.output {
+        OutputFormat::Text => {
+            let mut out = format!("profile: {}\n", report.profile);
+            match report.context {
+                Some(c) => out.push_str(&format!("context: {c}\n")),
+                None => out.push_str("context: (none: no kubeconfig or no current context)\n"),
+            }
+            if let Some(s) = report.server {
+                out.push_str(&format!("server:  {s}\n"));
+            }
+            if d.evidence.is_empty() {
+                out.push_str("evidence: none points to a specific profile, so generic applies\n");
+            } else {
+                out.push_str("evidence:\n");
+                for e in &d.evidence {
+                    let strength = match e.weight {
+                        3.. => "conclusive",
+                        2 => "strong",
+                        _ => "hint",
+                    };
+                    out.push_str(&format!("  - {} ({strength}): {}\n", e.profile, e.reason));
+                }
+            }
+            for n in &d.notes {
+                out.push_str(&format!("note: {n}\n"));
+            }
+            out
+        }
+        format => structured(format, &report)?,
+    };
+    printer.data(&text)?;
+    Ok(ExitStatus::Success)
+}

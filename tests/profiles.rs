@@ -1,0 +1,108 @@
+//! Each profile differs from `generic` only by its documented patches.
+
+use kaddons::catalog::{Catalog, Profile};
+use serde_json::Value;
+
+use crate::util::{diff_paths, key, render_with, strip_kaddons};
+
+/// (object key + JSON pointer) of every difference between two renders, kaddons metadata aside.
+fn differences(a: &[Value], b: &[Value]) -> Vec<String> {
+    assert_eq!(a.len(), b.len(), "same number of objects");
+    let mut out = Vec::new();
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(key(x), key(y));
+        let mut paths = Vec::new();
+        diff_paths(
+            &strip_kaddons(x.clone()),
+            &strip_kaddons(y.clone()),
+            String::new(),
+            &mut paths,
+        );
+        out.extend(paths.into_iter().map(|p| format!("{}{p}", key(x))));
+    }
+    out
+}
+
+fn args(objects: &[Value]) -> Vec<String> {
+    let d = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("deployment");
+    d["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+const ARGS_PATH: &str =
+    "Deployment/kube-system/metrics-server/spec/template/spec/containers/0/args";
+
+#[test]
+fn kind_minikube_and_kubeadm_only_add_kubelet_insecure_tls() {
+    let generic = render_with(Profile::Generic, &[]).objects;
+    for profile in [Profile::Kind, Profile::Minikube, Profile::Kubeadm] {
+        let ours = render_with(profile, &[]).objects;
+        // The args list grows by one, so the difference is at the list itself.
+        assert_eq!(differences(&generic, &ours), [ARGS_PATH], "{profile}");
+        let mut expected = args(&generic);
+        expected.push("--kubelet-insecure-tls".into());
+        assert_eq!(args(&ours), expected, "{profile}");
+    }
+}
+
+#[test]
+fn every_builtin_profile_patch_changes_the_render() {
+    // A patch that changes nothing is either dead data or a template that ignores a value.
+    let catalog = Catalog::builtin().unwrap();
+    let addon = catalog.get("metrics-server").unwrap();
+    let generic = render_with(Profile::Generic, &[]).objects;
+    for (profile, overlay) in &addon.def.profiles {
+        let ours = render_with(*profile, &[]).objects;
+        let diffs = differences(&generic, &ours);
+        assert_eq!(
+            overlay.patches.is_empty(),
+            diffs.is_empty(),
+            "{profile}: {diffs:?}"
+        );
+    }
+}
+
+#[test]
+fn profile_changes_are_overridable_by_the_user() {
+    let ours = render_with(Profile::Kind, &["kubeletInsecureTLS=false"]).objects;
+    assert!(!args(&ours).contains(&"--kubelet-insecure-tls".to_string()));
+}
+
+#[test]
+fn host_network_moves_the_secure_port_off_the_kubelets() {
+    let ours = render_with(Profile::Generic, &["hostNetwork.enabled=true"]).objects;
+    let d = ours.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let spec = &d["spec"]["template"]["spec"];
+    assert_eq!(spec["hostNetwork"], true);
+    assert_eq!(spec["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(spec["containers"][0]["ports"][0]["containerPort"], 4443);
+    assert!(args(&ours).contains(&"--secure-port=4443".to_string()));
+}
+
+#[test]
+fn settings_reach_their_flags() {
+    let ours = render_with(
+        Profile::Generic,
+        &[
+            "metricResolution=30s",
+            "kubeletPreferredAddressTypes=InternalIP",
+            "kubeletUseNodeStatusPort=false",
+            "securePort=8443",
+            "extraArgs=--v=2",
+        ],
+    )
+    .objects;
+    let a = args(&ours);
+    assert!(a.contains(&"--metric-resolution=30s".to_string()), "{a:?}");
+    assert!(a.contains(&"--kubelet-preferred-address-types=InternalIP".to_string()));
+    assert!(!a.contains(&"--kubelet-use-node-status-port".to_string()));
+    assert!(a.contains(&"--secure-port=8443".to_string()));
+    assert_eq!(a.last().map(String::as_str), Some("--v=2"));
+}
