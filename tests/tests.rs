@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod hostile;
+mod metrics_api;
 mod profiles;
 mod snapshots;
 mod upstream;

@@ -94,6 +94,18 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
     best.map(|(_, _, c)| c.to_string())
 }
 
+/// Apply phase of a kind: 0 namespaces and CRDs; 1 service accounts and RBAC; 2 services and
+/// workloads; 3 APIServices, last, so that discovery never points at a service that does not
+/// exist yet. Rendering orders its output by it and enabling applies in this order.
+pub fn phase(kind: &str) -> u8 {
+    match kind {
+        "Namespace" | "CustomResourceDefinition" => 0,
+        "ServiceAccount" | "ClusterRole" | "Role" | "RoleBinding" | "ClusterRoleBinding" => 1,
+        "APIService" => 3,
+        _ => 2,
+    }
+}
+
 /// The kinds of cluster an addon can be adapted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -252,6 +264,28 @@ impl Addon {
             }
         }
         v
+    }
+
+    /// Every (apiVersion, kind) the addon's templates can produce, whatever the values: read
+    /// from the templates' top-level `apiVersion:`/`kind:` lines. Pruning and disabling look
+    /// for objects of exactly these kinds.
+    pub fn declared_kinds(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for t in &self.templates {
+            let mut api_version: Option<&str> = None;
+            for line in t.source.lines() {
+                if let Some(v) = line.strip_prefix("apiVersion:") {
+                    api_version = Some(v.trim());
+                } else if let (Some(k), Some(v)) = (line.strip_prefix("kind:"), api_version) {
+                    let pair = (v.to_string(), k.trim().to_string());
+                    if !out.contains(&pair) {
+                        out.push(pair);
+                    }
+                    api_version = None;
+                }
+            }
+        }
+        out
     }
 
     pub fn schema(&self) -> values::Schema<'_> {
@@ -589,6 +623,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn phases_put_apiservices_last() {
+        assert!(phase("APIService") > phase("Deployment"));
+        assert!(phase("Deployment") > phase("ClusterRole"));
+        assert!(phase("ClusterRole") > phase("Namespace"));
+    }
+
+    #[test]
+    fn declared_kinds_include_conditional_templates() {
+        let catalog = Catalog::builtin().unwrap();
+        let kinds = catalog.get("metrics-server").unwrap().declared_kinds();
+        assert!(kinds.contains(&("policy/v1".into(), "PodDisruptionBudget".into())));
+        assert!(kinds.contains(&("apiregistration.k8s.io/v1".into(), "APIService".into())));
+        assert_eq!(kinds.len(), 8, "{kinds:?}");
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! Everything that talks to (or about) a cluster: kubeconfig handling today; the kube-rs
-//! client, server-side apply, prune and watch-based waits as the cluster commands arrive.
+//! Everything that talks to (or about) a cluster: the kube-rs client, kubeconfig handling,
+//! server-side apply, prune, status and watch-based waits, and the diagnosis of failures.
 
+pub mod apply;
+pub mod client;
 pub mod kubeconfig;
+pub mod resources;
+pub mod wait;

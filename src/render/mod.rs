@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::values::{merge, ValuesError};
-use crate::catalog::{labels, Addon, Profile};
+use crate::catalog::{labels, phase, Addon, Profile};
 pub use images::{ImageError, ImageOverrides, ImageRef};
 pub use template::TemplateError;
 
@@ -231,17 +231,6 @@ fn check_unique(objects: &[(String, Value)]) -> Result<()> {
     Ok(())
 }
 
-/// Apply phases: 0 namespaces and CRDs; 1 service accounts and RBAC; 2 services and workloads;
-/// 3 APIServices, last, so that discovery never points at a service that does not exist yet.
-pub fn phase(kind: &str) -> u8 {
-    match kind {
-        "Namespace" | "CustomResourceDefinition" => 0,
-        "ServiceAccount" | "ClusterRole" | "Role" | "RoleBinding" | "ClusterRoleBinding" => 1,
-        "APIService" => 3,
-        _ => 2,
-    }
-}
-
 /// Order of kinds in rendered output (and of apply within a phase): upstream manifests'
 /// order, which is also a safe install order.
 fn install_rank(kind: &str) -> (u8, u8) {
@@ -415,12 +404,5 @@ mod tests {
         let err = render(&ms(), &req).unwrap_err().to_string();
         assert!(err.starts_with("my-values.yaml: "), "{err}");
         assert!(err.contains("did you mean \"metricResolution\""), "{err}");
-    }
-
-    #[test]
-    fn phases_put_apiservices_last() {
-        assert!(phase("APIService") > phase("Deployment"));
-        assert!(phase("Deployment") > phase("ClusterRole"));
-        assert!(phase("ClusterRole") > phase("Namespace"));
     }
 }

@@ -1,0 +1,229 @@
+//! A kube-rs client configured like kubectl, and errors that say which server, which context
+//! and what failed, in one line.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{Config, KubeConfigOptions};
+
+use super::kubeconfig;
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Upper bound for any single API request (kubectl's `--request-timeout`).
+    pub request_timeout: Duration,
+}
+
+/// A client and what the user needs to know about where it points.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: kube::Client,
+    /// kubeconfig context name, or `in-cluster`.
+    pub context: String,
+    pub server: String,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no cluster configured: no kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and not running in a pod")]
+    NoConfig,
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::Error),
+    #[error("cannot use kubeconfig context \"{context}\": {message}")]
+    BadContext { context: String, message: String },
+    #[error("cannot reach the API server {server} (context \"{context}\"): {message}")]
+    Unreachable {
+        server: String,
+        context: String,
+        message: String,
+    },
+    #[error("the API server {server} (context \"{context}\") did not answer within {}s; check that the cluster is running, or raise --request-timeout", .timeout.as_secs())]
+    Timeout {
+        server: String,
+        context: String,
+        timeout: Duration,
+    },
+    #[error("the API server {server} rejected the credentials of context \"{context}\" (401 Unauthorized); refresh them (kind export kubeconfig, minikube update-context) or pick another --context")]
+    Unauthorized { server: String, context: String },
+    #[error("forbidden (403) on {server}, context \"{context}\": {message}")]
+    Forbidden {
+        server: String,
+        context: String,
+        message: String,
+    },
+    #[error("the API server {server} (context \"{context}\") answered {code} {reason}: {message}")]
+    Api {
+        server: String,
+        context: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+}
+
+impl ClusterError {
+    /// True when the cluster could not be talked to at all (as opposed to refusing a request).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::NoConfig
+                | ClusterError::Kubeconfig(_)
+                | ClusterError::BadContext { .. }
+                | ClusterError::Unreachable { .. }
+                | ClusterError::Timeout { .. }
+                | ClusterError::Unauthorized { .. }
+        )
+    }
+
+    /// The HTTP status of an API answer, if this is one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Unauthorized { .. } => Some(401),
+            ClusterError::Forbidden { .. } => Some(403),
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+impl Connection {
+    /// Wraps an existing client (tests use a fake one).
+    pub fn from_client(client: kube::Client, context: &str, server: &str) -> Self {
+        Connection {
+            client,
+            context: context.to_string(),
+            server: server.to_string(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Builds a client from the kubeconfig (or the in-cluster service account when there is no
+    /// kubeconfig). Makes no request.
+    pub async fn connect(opts: &ClientOptions) -> Result<Self> {
+        let (mut config, context) = match kubeconfig::load(opts.kubeconfig.as_deref())? {
+            Some(k) => {
+                let selected = kubeconfig::select(&k, opts.context.as_deref())?;
+                let context =
+                    selected
+                        .map(|s| s.context)
+                        .ok_or_else(|| ClusterError::BadContext {
+                            context: "(none)".into(),
+                            message: "the kubeconfig has no current-context; pass --context".into(),
+                        })?;
+                let options = KubeConfigOptions {
+                    context: Some(context.clone()),
+                    ..Default::default()
+                };
+                let config = Config::from_custom_kubeconfig(k, &options)
+                    .await
+                    .map_err(|e| ClusterError::BadContext {
+                        context: context.clone(),
+                        message: e.to_string(),
+                    })?;
+                (config, context)
+            }
+            None => (
+                Config::incluster().map_err(|_| ClusterError::NoConfig)?,
+                "in-cluster".to_string(),
+            ),
+        };
+        config.connect_timeout = Some(opts.request_timeout);
+        config.read_timeout = Some(opts.request_timeout);
+        config.write_timeout = Some(opts.request_timeout);
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadContext {
+            context: context.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Connection {
+            client,
+            context,
+            server,
+            request_timeout: opts.request_timeout,
+        })
+    }
+
+    /// Runs one API call with the request timeout as a hard bound, and turns its error into
+    /// one that names the server and context.
+    pub async fn call<T>(&self, fut: impl Future<Output = kube::Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.request_timeout, fut).await {
+            Ok(result) => result.map_err(|e| self.classify(e)),
+            Err(_) => Err(ClusterError::Timeout {
+                server: self.server.clone(),
+                context: self.context.clone(),
+                timeout: self.request_timeout,
+            }),
+        }
+    }
+
+    /// Like [`call`](Self::call), but a 404 is `Ok(None)`.
+    pub async fn get_opt<T>(
+        &self,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<Option<T>> {
+        match self.call(fut).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn classify(&self, err: kube::Error) -> ClusterError {
+        let server = self.server.clone();
+        let context = self.context.clone();
+        match err {
+            kube::Error::Api(status) => match status.code {
+                401 => ClusterError::Unauthorized { server, context },
+                403 => ClusterError::Forbidden {
+                    server,
+                    context,
+                    message: status.message.clone(),
+                },
+                code => ClusterError::Api {
+                    server,
+                    context,
+                    code,
+                    reason: status.reason.clone(),
+                    message: status.message.clone(),
+                },
+            },
+            other => {
+                let message = root_cause(&other);
+                if message.contains("timed out") || message.contains("deadline") {
+                    ClusterError::Timeout {
+                        server,
+                        context,
+                        timeout: self.request_timeout,
+                    }
+                } else {
+                    ClusterError::Unreachable {
+                        server,
+                        context,
+                        message,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The innermost error message: for connection failures that is the useful part
+/// ("Connection refused (os error 111)"), not the layers of client wrappers around it.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
