@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
@@ -10,12 +11,15 @@ use kaddons::catalog::Profile;
 
 const AFTER_HELP: &str = "\
 Examples:
-  kaddons list                                   # the catalog (and, with a cluster, what is enabled)
-  kaddons render metrics-server --profile kind   # the manifests enable would apply
-  kaddons render metrics-server --image-mirror cn --set kubeletInsecureTLS=true
+  kaddons list                                   # the catalog, and what is enabled in the cluster
+  kaddons enable metrics-server                  # apply, then wait until `kubectl top node` works
+  kaddons enable metrics-server --image-mirror cn --set kubeletInsecureTLS=true
+  kaddons status metrics-server                  # every object with its state
+  kaddons disable metrics-server                 # remove what kaddons created, nothing else
+  kaddons render metrics-server --profile kind   # the manifests enable would apply, offline
   kaddons profile                                # which profile fits the current context, and why
 
-minikube habits work too: `kaddons addons list` is `kaddons list`.
+minikube habits work too: `kaddons addons enable metrics-server` is `kaddons enable metrics-server`.
 
 Exit codes: 0 success, 1 not ready or a check failed, 2 usage or other error.";
 
@@ -51,6 +55,30 @@ pub struct GlobalArgs {
     /// More detail on stderr (repeat for more).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// Upper bound for each API request (e.g. 10s, 1m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// `10s`, `5m`, `1h`, `500ms`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 30s, 5m or 1h"))?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("\"{s}\" has an unknown unit; use ms, s, m or h")),
+    };
+    if d.is_zero() {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,9 +91,26 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the addons in the catalog.
-    #[command(after_help = "Examples:\n  kaddons list\n  kaddons list -o json")]
+    /// List the addons in the catalog, with their state in the cluster.
+    #[command(
+        after_help = "Examples:\n  kaddons list\n  kaddons list -o json\n\nWithout a reachable cluster the STATUS column says unknown (exit code 0)."
+    )]
     List,
+    /// Apply an addon with server-side apply, then wait until it really works.
+    #[command(
+        after_help = "Examples:\n  kaddons enable metrics-server\n  kaddons enable metrics-server --profile kind --no-wait\n  kaddons enable metrics-server --image-mirror cn\n  kaddons enable metrics-server --dry-run\n  kaddons enable metrics-server --force     # take over an install by minikube, helm or kubectl\n\nExit codes: 0 enabled and working, 1 applied but not working within --timeout (the likely cause is printed), 2 error."
+    )]
+    Enable(EnableArgs),
+    /// Delete what kaddons created for an addon (and nothing else).
+    #[command(
+        after_help = "Examples:\n  kaddons disable metrics-server\n  kaddons disable metrics-server --no-wait"
+    )]
+    Disable(DisableArgs),
+    /// Show every object of an addon with its state.
+    #[command(
+        after_help = "Examples:\n  kaddons status metrics-server\n  kaddons status metrics-server -o json\n\nExit codes: 0 enabled, 1 disabled, degraded or unmanaged, 2 error."
+    )]
+    Status(StatusArgs),
     /// Print the manifests that `enable` would apply, without touching any cluster.
     #[command(
         after_help = "Examples:\n  kaddons render metrics-server\n  kaddons render metrics-server --profile kind -o json\n  kaddons render metrics-server --set ha=true --values my-values.yaml\n  kaddons render metrics-server --image-mirror cn\n  kaddons render metrics-server --image metrics-server=:v0.8.0"
@@ -81,6 +126,49 @@ pub enum Command {
         after_help = "Examples:\n  kaddons profile\n  kaddons profile --context kind-dev -o json"
     )]
     Profile,
+}
+
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// Addon name (see `kaddons list`).
+    pub addon: String,
+    #[command(flatten)]
+    pub values: ValuesArgs,
+    /// Take over objects of the addon that another installer (minikube, helm, kubectl) created.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would change (server-side dry run); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Do not wait for the addon to become ready.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// Addon name (see `kaddons list`).
+    pub addon: String,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Addon name (see `kaddons list`).
+    pub addon: String,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +276,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
     }
 
     #[test]

@@ -25,7 +25,18 @@ fn main() -> ExitCode {
         }
     };
     let printer = Printer::new(cli.global.quiet, cli.global.verbose);
-    match commands::run(cli, &printer) {
+    kaddons::cluster::client::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(commands::run(cli, &printer)) {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
         Ok(ExitStatus::Failure) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

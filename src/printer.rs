@@ -21,6 +21,10 @@ impl Printer {
         }
     }
 
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Writes data to stdout. A closed pipe comes back as an error for `main` to treat as
     /// success.
     pub fn data(&self, text: &str) -> io::Result<()> {

@@ -168,6 +168,7 @@ pub fn detect(facts: &[Fact]) -> Detection {
         rules(f, &mut evidence, &mut notes);
     }
     notes.dedup();
+    evidence.dedup();
     let score = |p: Profile| -> u32 {
         evidence
             .iter()

@@ -19,7 +19,7 @@ clusters:
 - name: kind-dev
   cluster: {server: "https://127.0.0.1:40123"}
 - name: minikube
-  cluster: {server: "https://192.168.49.2:8443"}
+  cluster: {server: "https://127.0.0.1:8443"}
 contexts:
 - name: kind-dev
   context: {cluster: kind-dev, user: kind-dev}

@@ -155,6 +155,10 @@ pub struct AddonDef {
     /// APIServices the addon registers (enabling it needs the aggregation layer).
     #[serde(default)]
     pub api_services: Vec<String>,
+    /// A GET path that must list at least one item before the addon counts as working
+    /// (metrics-server: its node metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_check: Option<String>,
     pub images: BTreeMap<String, ImageDef>,
     /// Default values; a mapping.
     pub values: Value,

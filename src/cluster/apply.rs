@@ -75,6 +75,9 @@ pub struct ObjectChange {
 pub struct Report {
     pub dry_run: bool,
     pub changes: Vec<ObjectChange>,
+    /// The objects deleted (or pruned), for waiting until they are gone.
+    #[serde(skip)]
+    pub deleted: Vec<Value>,
 }
 
 impl Report {
@@ -125,7 +128,7 @@ pub async fn enable(
     };
     let mut report = Report {
         dry_run: opts.dry_run,
-        changes: Vec::new(),
+        ..Report::default()
     };
     // Phases in order; objects within a phase in parallel.
     let phases: BTreeSet<u8> = objects.iter().map(|o| phase(resources::kind(o))).collect();
@@ -182,6 +185,7 @@ pub async fn enable(
                 object: display(&o),
                 change: Change::Pruned,
             });
+            report.deleted.push(o);
         }
     }
     Ok(report)
@@ -194,7 +198,7 @@ pub async fn disable(conn: &Connection, addon: &Addon, dry_run: bool) -> Result<
     objects.sort_by_key(|o| std::cmp::Reverse(phase(resources::kind(o))));
     let mut report = Report {
         dry_run,
-        changes: Vec::new(),
+        ..Report::default()
     };
     for o in objects {
         // The label selector already asked for kaddons' objects; check again before deleting.
@@ -208,8 +212,43 @@ pub async fn disable(conn: &Connection, addon: &Addon, dry_run: bool) -> Result<
             object: display(&o),
             change: Change::Deleted,
         });
+        report.deleted.push(o);
     }
     Ok(report)
+}
+
+/// Waits (watching) until every object in `objects` is gone; returns those still present
+/// when `timeout` runs out.
+pub async fn wait_deleted(
+    conn: &Connection,
+    objects: &[Value],
+    timeout: std::time::Duration,
+) -> Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut remaining = Vec::new();
+    for o in objects {
+        let r = resources::resolve(conn, resources::api_version(o), resources::kind(o)).await?;
+        let api = r.api(conn, resources::namespace(o));
+        let name = resources::name(o);
+        // Foreground deletion keeps the object until its dependents are gone; only then watch.
+        let Some(current) = conn.get_opt(api.get(name)).await? else {
+            continue;
+        };
+        let uid = current.metadata.uid.clone().unwrap_or_default();
+        let gone = tokio::time::timeout_at(
+            deadline,
+            kube::runtime::wait::await_condition(
+                api.clone(),
+                name,
+                kube::runtime::wait::conditions::is_deleted(&uid),
+            ),
+        )
+        .await;
+        if !matches!(gone, Ok(Ok(_))) {
+            remaining.push(display(o));
+        }
+    }
+    Ok(remaining)
 }
 
 /// Objects in the cluster labelled as kaddons' for `addon`, of any kind the addon declares.

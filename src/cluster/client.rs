@@ -9,6 +9,13 @@ use kube::config::{Config, KubeConfigOptions};
 
 use super::kubeconfig;
 
+/// Makes ring the process-wide TLS provider. rustls cannot choose by itself when more than
+/// one provider is compiled in (test builds pull in aws-lc-rs through dev-dependencies), and
+/// kube's client asks for the process default. Call once at start; later calls do nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {

@@ -3,6 +3,10 @@
 
 pub mod apply;
 pub mod client;
+pub mod diagnose;
+pub mod facts;
 pub mod kubeconfig;
+pub mod observe;
 pub mod resources;
+pub mod status;
 pub mod wait;

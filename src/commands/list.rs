@@ -1,14 +1,19 @@
-//! `kaddons list`: the catalog, with each addon's status.
+//! `kaddons list`: the catalog, with each addon's state in the cluster.
 //!
-//! Without cluster access the status is `unknown`; the cluster commands fill it in from the
-//! labels kaddons puts on what it applies.
+//! The cluster is asked concurrently for every addon. Without a reachable cluster the catalog
+//! is still printed (STATUS unknown) with one notice on stderr, and the exit code stays 0.
 
+use futures::future::join_all;
+use kaddons::catalog::{Addon, Profile};
+use kaddons::cluster::client::Connection;
+use kaddons::cluster::status::addon_status;
+use kaddons::render::{self, Request};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::printer::{table, Printer};
 
-use super::{load_catalog, structured, ExitStatus};
+use super::{connect, load_catalog, structured, ExitStatus};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,22 +32,55 @@ struct Item {
     /// The addon's own version.
     addon_version: String,
     description: String,
-    status: &'static str,
+    /// enabled, disabled, degraded, unmanaged or unknown.
+    status: String,
     status_reason: String,
+    /// Profile the enabled addon was applied with.
+    profile: Option<String>,
     source: String,
 }
 
-pub fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+/// State of one addon as `list` shows it.
+async fn state_of(conn: &Connection, addon: &Addon) -> (String, String, Option<String>) {
+    let expected = match render::render(addon, &Request::new(Profile::Generic)) {
+        Ok(r) => r.objects,
+        Err(e) => return ("unknown".into(), format!("cannot render: {e}"), None),
+    };
+    match addon_status(conn, addon, &expected).await {
+        Ok(s) => (s.state.as_str().to_string(), s.reason(), s.profile),
+        Err(e) => ("unknown".into(), e.to_string(), None),
+    }
+}
+
+pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let catalog = load_catalog(global)?;
-    let items: Vec<Item> = catalog
-        .addons()
-        .map(|a| Item {
+    let addons: Vec<&Addon> = catalog.addons().collect();
+    let states: Vec<(String, String, Option<String>)> = match connect(global).await {
+        Ok(conn) => join_all(addons.iter().map(|a| state_of(&conn, a))).await,
+        Err(e) => addons
+            .iter()
+            .map(|_| ("unknown".to_string(), e.to_string(), None))
+            .collect(),
+    };
+    // One notice, not one per addon, when the cluster could not be asked.
+    if let Some((_, reason, _)) = states.iter().find(|(s, _, _)| s == "unknown") {
+        printer.warn(&format!("cluster state unknown: {reason}"));
+    }
+    let items: Vec<Item> = addons
+        .iter()
+        .zip(states)
+        .map(|(a, (status, status_reason, profile))| Item {
             name: a.def.name.clone(),
             version: a.def.upstream.version.clone(),
             addon_version: a.def.version.clone(),
             description: a.def.description.clone(),
-            status: "unknown",
-            status_reason: "no cluster".into(),
+            status_reason: if status == "unknown" {
+                "no cluster".into()
+            } else {
+                status_reason
+            },
+            status,
+            profile,
             source: a.source.to_string(),
         })
         .collect();
@@ -51,15 +89,24 @@ pub fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus>
             let rows: Vec<Vec<String>> = items
                 .iter()
                 .map(|i| {
+                    let status = if i.status_reason.is_empty() {
+                        i.status.clone()
+                    } else {
+                        format!("{} ({})", i.status, i.status_reason)
+                    };
                     vec![
                         i.name.clone(),
                         i.version.clone(),
+                        i.profile.clone().unwrap_or_else(|| "-".into()),
                         i.description.clone(),
-                        format!("{} ({})", i.status, i.status_reason),
+                        status,
                     ]
                 })
                 .collect();
-            table(&["NAME", "VERSION", "DESCRIPTION", "STATUS"], &rows)
+            table(
+                &["NAME", "VERSION", "PROFILE", "DESCRIPTION", "STATUS"],
+                &rows,
+            )
         }
         format => structured(
             format,

@@ -1,15 +1,20 @@
 //! One module per command. Each takes parsed arguments and a [`Printer`] and returns an
 //! [`ExitStatus`]; errors carry context for the user and become exit code 2 in `main`.
 
+pub mod disable;
+pub mod enable;
 pub mod info;
 pub mod list;
 pub mod profile;
 pub mod render;
+pub mod reporters;
+pub mod status;
 
 use anyhow::Context as _;
 use kaddons::catalog::{Catalog, Profile};
-use kaddons::cluster::kubeconfig;
-use kaddons::profile::{detect, Detection, Evidence};
+use kaddons::cluster::client::{ClientOptions, Connection};
+use kaddons::cluster::{facts, kubeconfig};
+use kaddons::profile::{detect, Detection, Evidence, Fact};
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat, ProfileArg};
 use crate::printer::Printer;
@@ -20,18 +25,30 @@ pub enum ExitStatus {
     /// 0: done.
     Success,
     /// 1: the command ran, and the answer is "no" (not ready, a check failed).
-    #[allow(dead_code)] // used by the cluster commands (wait, doctor)
     Failure,
 }
 
-pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
     match &cli.command {
-        Command::List => list::run(global, printer),
-        Command::Render(args) => render::run(global, args, printer),
+        Command::List => list::run(global, printer).await,
+        Command::Enable(args) => enable::run(global, args, printer).await,
+        Command::Disable(args) => disable::run(global, args, printer).await,
+        Command::Status(args) => status::run(global, args, printer).await,
+        Command::Render(args) => render::run(global, args, printer).await,
         Command::Info(args) => info::run(global, args, printer),
-        Command::Profile => profile::run(global, printer),
+        Command::Profile => profile::run(global, printer).await,
     }
+}
+
+/// A client for the selected context (no request is made yet).
+pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
+    let opts = ClientOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+        request_timeout: global.request_timeout,
+    };
+    Ok(Connection::connect(&opts).await?)
 }
 
 /// The built-in catalog plus `--addons-dir`.
@@ -51,31 +68,39 @@ pub struct Detected {
     pub detection: Detection,
 }
 
-/// Detects the profile from the kubeconfig (no cluster access).
-pub fn detect_profile(global: &GlobalArgs) -> anyhow::Result<Detected> {
+/// Detects the profile from the kubeconfig, plus the cluster's own facts when a connection
+/// is given.
+pub async fn detect_profile(
+    global: &GlobalArgs,
+    conn: Option<&Connection>,
+) -> anyhow::Result<Detected> {
     let hint = "pass --profile generic|minikube|kind|kubeadm to skip detection";
     let config = kubeconfig::load(global.kubeconfig.as_deref()).context(hint)?;
     let selected = match &config {
         Some(c) => kubeconfig::select(c, global.context.as_deref()).context(hint)?,
         None => None,
     };
-    let facts = selected.as_ref().map(|s| s.facts()).unwrap_or_default();
+    let mut all: Vec<Fact> = selected.as_ref().map(|s| s.facts()).unwrap_or_default();
+    if let Some(conn) = conn {
+        all.extend(facts::cluster_facts(conn).await?);
+    }
     Ok(Detected {
-        detection: detect(&facts),
+        detection: detect(&all),
         context: selected,
     })
 }
 
 /// The profile to use: the one given, or the detected one (with a status line saying so).
-pub fn choose_profile(
+pub async fn choose_profile(
     arg: ProfileArg,
     global: &GlobalArgs,
+    conn: Option<&Connection>,
     printer: &Printer,
 ) -> anyhow::Result<Profile> {
     if let Some(p) = arg.explicit() {
         return Ok(p);
     }
-    let detected = detect_profile(global)?;
+    let detected = detect_profile(global, conn).await?;
     let why = match (&detected.context, detected.detection.evidence.first()) {
         (None, _) => "no kubeconfig context".to_string(),
         (Some(_), Some(Evidence { reason, .. })) => reason.clone(),

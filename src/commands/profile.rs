@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::printer::Printer;
 
-use super::{detect_profile, structured, ExitStatus};
+use super::{connect, detect_profile, structured, ExitStatus};
 use kaddons::profile::Evidence;
 
 #[derive(Serialize)]
@@ -18,8 +18,21 @@ struct Report<'a> {
     notes: &'a [String],
 }
 
-pub fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let detected = detect_profile(global)?;
+pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    // Ask the cluster too when one is configured; fall back to the kubeconfig alone.
+    let mut cluster_note = None;
+    let detected = match connect(global).await {
+        Ok(conn) => match detect_profile(global, Some(&conn)).await {
+            Ok(d) => d,
+            Err(e) => {
+                cluster_note = Some(format!(
+                    "cluster not asked ({e:#}); evidence from the kubeconfig only"
+                ));
+                detect_profile(global, None).await?
+            }
+        },
+        Err(_) => detect_profile(global, None).await?,
+    };
     let d = &detected.detection;
     let report = Report {
         profile: d.profile.to_string(),
@@ -51,7 +64,7 @@ pub fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus>
                     out.push_str(&format!("  - {} ({strength}): {}\n", e.profile, e.reason));
                 }
             }
-            for n in &d.notes {
+            for n in d.notes.iter().chain(cluster_note.iter()) {
                 out.push_str(&format!("note: {n}\n"));
             }
             out

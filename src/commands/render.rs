@@ -1,7 +1,7 @@
 //! `kaddons render ADDON`: the manifests `enable` would apply, printed, never applied.
 
 use anyhow::Context as _;
-use kaddons::catalog::Catalog;
+use kaddons::catalog::{Catalog, Profile};
 use kaddons::render::{self, ImageOverrides, Request};
 use serde_json::Value;
 
@@ -10,13 +10,15 @@ use crate::printer::Printer;
 
 use super::{choose_profile, load_catalog, ExitStatus};
 
-pub fn run(
+pub async fn run(
     global: &GlobalArgs,
     args: &RenderArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let catalog = load_catalog(global)?;
-    let rendered = render_addon(&catalog, &args.addon, &args.values, global, printer)?;
+    // Rendering is offline: auto-detection reads only the kubeconfig.
+    let profile = choose_profile(args.values.profile, global, None, printer).await?;
+    let rendered = render_addon(&catalog, &args.addon, &args.values, profile, printer)?;
     let text = match global.output {
         OutputFormat::Json => render::to_json(&rendered.objects),
         OutputFormat::Text | OutputFormat::Yaml => render::to_yaml(&rendered.objects)?,
@@ -31,11 +33,10 @@ pub fn render_addon(
     catalog: &Catalog,
     addon: &str,
     args: &ValuesArgs,
-    global: &GlobalArgs,
+    profile: Profile,
     printer: &Printer,
 ) -> anyhow::Result<render::Rendered> {
     let addon = catalog.get(addon)?;
-    let profile = choose_profile(args.profile, global, printer)?;
     let mut req = Request::new(profile);
     for path in &args.values_files {
         let text = std::fs::read_to_string(path)

@@ -1,0 +1,169 @@
+//! `kaddons enable ADDON`: render, check, apply (server-side, in phases), prune, then wait
+//! until the addon really works; on failure, say what is stuck and the likely fix.
+
+use kaddons::cluster::apply::{self, Change, EnableOptions, Report};
+use kaddons::cluster::diagnose::{self, Finding, Severity};
+use kaddons::cluster::observe::{observe, ApiLogs};
+use kaddons::cluster::wait::{self, WaitError};
+use serde_json::Value;
+
+use crate::cli::{EnableArgs, GlobalArgs, OutputFormat};
+use crate::printer::{table, Printer};
+
+use super::render::render_addon;
+use super::reporters::StepReporter;
+use super::{choose_profile, connect, load_catalog, structured, ExitStatus};
+
+pub async fn run(
+    global: &GlobalArgs,
+    args: &EnableArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let catalog = load_catalog(global)?;
+    let addon = catalog.get(&args.addon)?;
+    let conn = connect(global).await?;
+    let profile = choose_profile(args.values.profile, global, Some(&conn), printer).await?;
+    let rendered = render_addon(&catalog, &args.addon, &args.values, profile, printer)?;
+    printer.status(&format!(
+        "{} {} on {} (context {}, profile {profile})",
+        if args.dry_run {
+            "dry run: enabling"
+        } else {
+            "enabling"
+        },
+        addon.name(),
+        conn.server,
+        conn.context
+    ));
+    let report = apply::enable(
+        &conn,
+        addon,
+        &rendered.objects,
+        EnableOptions {
+            force: args.force,
+            dry_run: args.dry_run,
+        },
+    )
+    .await?;
+    print_report(global, printer, &report)?;
+    if args.dry_run || args.wait.no_wait {
+        return Ok(ExitStatus::Success);
+    }
+    let progress = StepReporter::new(printer);
+    match wait::wait_ready(
+        &conn,
+        &rendered.objects,
+        addon.def.ready_check.as_deref(),
+        args.wait.timeout,
+        &progress,
+    )
+    .await
+    {
+        Ok(metrics) => {
+            printer.status(&format!("{} is enabled and working", addon.name()));
+            if let Some(list) = metrics {
+                if global.output == OutputFormat::Text {
+                    printer.data(&usage_table(&list))?;
+                }
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(WaitError::Timeout { step, state, after }) => {
+            printer.warn(&format!(
+                "{} is applied but not working after {}s: {step}: {state}",
+                addon.name(),
+                after.as_secs()
+            ));
+            let findings = explain(&conn, &rendered.objects).await;
+            print_findings(printer, &findings);
+            Ok(ExitStatus::Failure)
+        }
+        Err(WaitError::Cluster(e)) => Err(e.into()),
+    }
+}
+
+/// Diagnosis of a failed wait; failures to gather are reported as a finding, not an error.
+pub async fn explain(
+    conn: &kaddons::cluster::client::Connection,
+    objects: &[Value],
+) -> Vec<Finding> {
+    let patterns = match diagnose::known_failures() {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![Finding {
+                id: "known-failures-unreadable".into(),
+                severity: Severity::Warn,
+                summary: format!("the built-in known-failure patterns do not parse: {e}"),
+                hint: "this is a kaddons bug; please report it".into(),
+            }]
+        }
+    };
+    match observe(conn, objects, &ApiLogs(conn)).await {
+        Ok(obs) => diagnose::diagnose(&obs, &patterns),
+        Err(e) => vec![Finding {
+            id: "observe-failed".into(),
+            severity: Severity::Warn,
+            summary: format!("could not read pods, events or logs: {e}"),
+            hint: "check your permissions (kubectl auth can-i list pods -n kube-system)".into(),
+        }],
+    }
+}
+
+pub fn print_findings(printer: &Printer, findings: &[Finding]) {
+    if findings.is_empty() {
+        printer.status("no known cause found; run `kaddons status ADDON` and look at the pod logs");
+    }
+    for f in findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warn => "warning",
+            Severity::Ok => "ok",
+        };
+        printer.status(&format!("  {level}: {}\n    hint: {}", f.summary, f.hint));
+    }
+}
+
+fn print_report(global: &GlobalArgs, printer: &Printer, report: &Report) -> anyhow::Result<()> {
+    match global.output {
+        OutputFormat::Text => {
+            for c in &report.changes {
+                let verb = match (c.change, report.dry_run) {
+                    (Change::Created, false) => "created",
+                    (Change::Created, true) => "would create",
+                    (Change::Configured, false) => "configured",
+                    (Change::Configured, true) => "would configure",
+                    (Change::Unchanged, _) => "unchanged",
+                    (Change::Pruned, false) => "pruned",
+                    (Change::Pruned, true) => "would prune",
+                    (Change::Deleted, false) => "deleted",
+                    (Change::Deleted, true) => "would delete",
+                };
+                let line = format!("{} {verb}", c.object);
+                if report.dry_run {
+                    printer.data(&(line + "\n"))?;
+                } else {
+                    printer.status(&line);
+                }
+            }
+        }
+        format => printer.data(&structured(format, report)?)?,
+    }
+    Ok(())
+}
+
+/// `kubectl top node`-style table from a NodeMetricsList.
+fn usage_table(list: &Value) -> String {
+    let rows: Vec<Vec<String>> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            vec![
+                n["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+                n["usage"]["cpu"].as_str().unwrap_or("?").to_string(),
+                n["usage"]["memory"].as_str().unwrap_or("?").to_string(),
+            ]
+        })
+        .collect();
+    table(&["NAME", "CPU", "MEMORY"], &rows)
+}
