@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod cluster;
 mod hostile;
 mod metrics_api;
 mod profiles;

@@ -114,3 +114,66 @@ pub fn kubectl() -> Option<PathBuf> {
     }
     found
 }
+
+/// Kubernetes 1.32 OpenAPI definition name of an apiVersion + kind the addons use.
+fn definition(api_version: &str, kind: &str) -> Option<String> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let prefix = match group {
+        "" => "io.k8s.api.core".to_string(),
+        "apiregistration.k8s.io" => "io.k8s.kube-aggregator.pkg.apis.apiregistration".to_string(),
+        "rbac.authorization.k8s.io" => "io.k8s.api.rbac".to_string(),
+        g if !g.contains('.') => format!("io.k8s.api.{g}"),
+        _ => return None,
+    };
+    Some(format!("{prefix}.{version}.{kind}"))
+}
+
+/// Validates an object against the strict Kubernetes 1.32 schema (unknown fields rejected),
+/// from tests/fixtures/k8s-v1.32-definitions.json (trimmed from the kubernetes-validate
+/// package's v1.32.0-local-strict definitions).
+pub fn check_schema(o: &Value) -> Result<(), String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DEFS: OnceLock<Value> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>> =
+        OnceLock::new();
+    let defs = DEFS.get_or_init(|| {
+        let text = std::fs::read_to_string(repo_path("tests/fixtures/k8s-v1.32-definitions.json"))
+            .expect("definitions fixture");
+        serde_json::from_str(&text).expect("definitions parse")
+    });
+    let api_version = o["apiVersion"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let name = definition(api_version, kind)
+        .filter(|n| defs["definitions"].get(n).is_some())
+        .ok_or_else(|| format!("no schema for {api_version} {kind}"))?;
+    let validator = {
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .expect("cache lock");
+        cache
+            .entry(name.clone())
+            .or_insert_with(|| {
+                let schema = serde_json::json!({
+                    "definitions": defs["definitions"],
+                    "$ref": format!("#/definitions/{name}"),
+                });
+                std::sync::Arc::new(jsonschema::validator_for(&schema).expect("schema compiles"))
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(o)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind} {}: {}",
+            o["metadata"]["name"],
+            errors.join("; ")
+        ))
+    }
+}

@@ -2,4 +2,6 @@
 //! scraper and the `metrics.k8s.io/v1beta1` API. Nothing in here depends on CLI code.
 
 pub mod api;
+pub mod decode;
 pub mod model;
+pub mod store;

@@ -1,0 +1,506 @@
+//! Cluster operations against kube-fake-client: an in-memory API server with server-side
+//! apply, managed fields and label selectors. Every applied object is checked against the
+//! strict Kubernetes 1.32 OpenAPI schema by a patch interceptor: the fake's own `validation`
+//! feature only covers its typed create/update calls, not server-side apply over HTTP.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kaddons::catalog::{labels, Addon, Catalog, Profile};
+use kaddons::cluster::apply::{self, ApplyError, Change, EnableOptions};
+use kaddons::cluster::client::Connection;
+use kaddons::cluster::status::{addon_status, State};
+use kaddons::render::{self, Request};
+use kube::api::{Api, Patch, PatchParams};
+use kube_fake_client::{interceptor, ClientBuilder, PatchType};
+use serde_json::{json, Value};
+
+use crate::util::check_schema;
+
+fn addon() -> Addon {
+    Catalog::builtin()
+        .unwrap()
+        .get("metrics-server")
+        .unwrap()
+        .clone()
+}
+
+fn objects(sets: &[&str]) -> Vec<Value> {
+    let mut req = Request::new(Profile::Kind);
+    req.sets = sets.iter().map(|s| s.to_string()).collect();
+    render::render(&addon(), &req).unwrap().objects
+}
+
+fn aggregation_configmap() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {"requestheader-client-ca-file": "-----BEGIN CERTIFICATE-----\n", "requestheader-allowed-names": "[\"front-proxy-client\"]"}
+    })
+}
+
+/// Rejects an applied object that the Kubernetes 1.32 schema rejects, as a real API server
+/// would; lets the fake store valid ones.
+fn validate(ctx: &interceptor::PatchContext) -> kube_fake_client::Result<Option<Value>> {
+    if ctx.patch_type == PatchType::ApplyPatch {
+        check_schema(ctx.patch).map_err(|e| kube_fake_client::Error::ValidationFailed {
+            kind: ctx.patch["kind"].as_str().unwrap_or("?").to_string(),
+            errors: vec![e],
+        })?;
+    }
+    Ok(None)
+}
+
+async fn fake_with(seed: Vec<Value>, funcs: Option<interceptor::Funcs>) -> Connection {
+    let funcs = funcs.unwrap_or_else(|| interceptor::Funcs::new().patch(|ctx| validate(&ctx)));
+    let client = ClientBuilder::new()
+        .with_runtime_objects(seed)
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    Connection::from_client(client, "fake", "https://fake.invalid")
+}
+
+async fn fake(seed: Vec<Value>) -> Connection {
+    let mut all = vec![aggregation_configmap()];
+    all.extend(seed);
+    fake_with(all, None).await
+}
+
+fn enable_opts() -> EnableOptions {
+    EnableOptions::default()
+}
+
+/// Managed objects without what the API server sets, to compare two clusters' contents.
+async fn contents(conn: &Connection) -> Vec<Value> {
+    let mut out: Vec<Value> = apply::managed_objects(conn, &addon())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|mut o| {
+            if let Some(m) = o["metadata"].as_object_mut() {
+                for k in [
+                    "resourceVersion",
+                    "managedFields",
+                    "uid",
+                    "creationTimestamp",
+                    "generation",
+                ] {
+                    m.remove(k);
+                }
+            }
+            o
+        })
+        .collect();
+    out.sort_by_key(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]));
+    out
+}
+
+#[tokio::test]
+async fn enable_creates_every_object_labelled_and_validated() {
+    let conn = fake(vec![]).await;
+    let objs = objects(&[]);
+    let report = apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Change::Created), objs.len());
+    let managed = apply::managed_objects(&conn, &addon()).await.unwrap();
+    assert_eq!(managed.len(), objs.len());
+    for o in &managed {
+        assert_eq!(o["metadata"]["labels"][labels::MANAGED_BY], "kaddons");
+        assert_eq!(o["metadata"]["labels"][labels::ADDON], "metrics-server");
+        assert_eq!(o["metadata"]["annotations"][labels::PROFILE], "kind");
+    }
+    // Server-side apply with field manager kaddons.
+    let d: Api<Deployment> = Api::namespaced(conn.client.clone(), "kube-system");
+    let d = d.get("metrics-server").await.unwrap();
+    let args = &d.spec.unwrap().template.spec.unwrap().containers[0].args;
+    assert!(args.iter().flatten().any(|a| a == "--kubelet-insecure-tls"));
+}
+
+#[tokio::test]
+async fn applied_objects_are_checked_against_the_openapi_schema() {
+    // The fake rejects what a real API server would: prove validation is on.
+    let conn = fake(vec![]).await;
+    let mut objs = objects(&[]);
+    let d = objs.iter_mut().find(|o| o["kind"] == "Deployment").unwrap();
+    d["spec"]["replicas"] = json!("two");
+    let err = apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("422") && err.contains("replicas"), "{err}");
+}
+
+#[test]
+fn every_render_validates_against_the_kubernetes_schema() {
+    for profile in Profile::ALL {
+        for sets in [&[][..], &["ha=true"], &["hostNetwork.enabled=true"]] {
+            let mut req = Request::new(profile);
+            req.sets = sets.iter().map(|s| s.to_string()).collect();
+            for o in render::render(&addon(), &req).unwrap().objects {
+                check_schema(&o).unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn enabling_again_changes_nothing() {
+    let conn = fake(vec![]).await;
+    let objs = objects(&[]);
+    apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    let before = contents(&conn).await;
+    let report = apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Change::Unchanged), objs.len(), "{report:?}");
+    assert_eq!(contents(&conn).await, before);
+}
+
+#[tokio::test]
+async fn enabling_with_other_values_updates_and_prunes() {
+    let conn = fake(vec![]).await;
+    let ha = objects(&["ha=true"]);
+    apply::enable(&conn, &addon(), &ha, enable_opts())
+        .await
+        .unwrap();
+    assert!(contents(&conn)
+        .await
+        .iter()
+        .any(|o| o["kind"] == "PodDisruptionBudget"));
+    let plain = objects(&[]);
+    let report = apply::enable(&conn, &addon(), &plain, enable_opts())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Change::Pruned), 1, "{report:?}");
+    assert!(report
+        .changes
+        .iter()
+        .any(|c| c.change == Change::Pruned && c.object.contains("PodDisruptionBudget")));
+    assert!(report
+        .changes
+        .iter()
+        .any(|c| c.change == Change::Configured && c.object.contains("Deployment")));
+    let now = contents(&conn).await;
+    assert!(!now.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
+    assert_eq!(now.len(), plain.len());
+}
+
+fn minikube_addon_manager_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "metrics-server", "namespace": "kube-system",
+                     "labels": {"k8s-app": "metrics-server", "addonmanager.kubernetes.io/mode": "Reconcile"}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "metrics-server"}},
+                 "template": {"metadata": {"labels": {"k8s-app": "metrics-server"}},
+                              "spec": {"containers": [{"name": "metrics-server", "image": "registry.k8s.io/metrics-server/metrics-server:v0.7.2"}]}}}
+    })
+}
+
+#[tokio::test]
+async fn objects_installed_by_others_are_refused_then_taken_over_with_force() {
+    let conn = fake(vec![minikube_addon_manager_deployment()]).await;
+    let objs = objects(&[]);
+    let err = apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ApplyError::Conflicts { .. }), "{text}");
+    assert!(
+        text.contains("Deployment kube-system/metrics-server"),
+        "{text}"
+    );
+    assert!(text.contains("addon-manager"), "{text}");
+    assert!(text.contains("--force"), "{text}");
+    // Nothing was applied.
+    let sa: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), "kube-system");
+    assert!(sa.get_opt("metrics-server").await.unwrap().is_none());
+    // The status says who installed it.
+    let st = addon_status(&conn, &addon(), &objs).await.unwrap();
+    assert_eq!(st.state, State::Unmanaged);
+    assert!(st.reason().contains("addon-manager"), "{}", st.reason());
+
+    let opts = EnableOptions {
+        force: true,
+        ..Default::default()
+    };
+    apply::enable(&conn, &addon(), &objs, opts).await.unwrap();
+    let d: Api<Deployment> = Api::namespaced(conn.client.clone(), "kube-system");
+    let d = d.get("metrics-server").await.unwrap();
+    let l = d.metadata.labels.unwrap();
+    assert_eq!(
+        l.get(labels::MANAGED_BY).map(String::as_str),
+        Some("kaddons")
+    );
+}
+
+#[tokio::test]
+async fn disable_deletes_only_what_kaddons_manages() {
+    let not_ours = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "lookalike", "namespace": "kube-system", "labels": {labels::ADDON: "metrics-server"}}});
+    let other_addon = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "other", "namespace": "kube-system",
+                     "labels": {labels::ADDON: "other", labels::MANAGED_BY: "kaddons"}}});
+    let conn = fake(vec![not_ours, other_addon]).await;
+    apply::enable(&conn, &addon(), &objects(&[]), enable_opts())
+        .await
+        .unwrap();
+    let report = apply::disable(&conn, &addon(), false).await.unwrap();
+    assert_eq!(report.changes.len(), 9);
+    // APIService first, so that discovery never points at a deleted Service.
+    assert!(
+        report.changes[0].object.starts_with("APIService"),
+        "{report:?}"
+    );
+    assert!(contents(&conn).await.is_empty());
+    let sa: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), "kube-system");
+    assert!(sa.get_opt("lookalike").await.unwrap().is_some());
+    assert!(sa.get_opt("other").await.unwrap().is_some());
+    assert!(
+        apply::wait_deleted(&conn, &report.deleted, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Disabling what is not enabled succeeds and does nothing.
+    assert!(apply::disable(&conn, &addon(), false)
+        .await
+        .unwrap()
+        .changes
+        .is_empty());
+}
+
+#[tokio::test]
+async fn without_the_aggregation_layer_enable_stops_and_names_the_flags() {
+    let conn = fake_with(vec![], None).await;
+    let err = apply::enable(&conn, &addon(), &objects(&[]), enable_opts())
+        .await
+        .unwrap_err()
+        .to_string();
+    for flag in [
+        "--requestheader-client-ca-file",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        "--proxy-client-cert-file",
+        "--proxy-client-key-file",
+    ] {
+        assert!(err.contains(flag), "{flag} missing from: {err}");
+    }
+    assert!(contents(&conn).await.is_empty());
+}
+
+#[tokio::test]
+async fn api_errors_name_the_server_and_the_code() {
+    for (error, code) in [
+        (
+            kube_fake_client::Error::Internal("etcd is sad".into()),
+            "500",
+        ),
+        (
+            kube_fake_client::Error::Conflict("the object has been modified".into()),
+            "409",
+        ),
+    ] {
+        let error = Arc::new(Mutex::new(Some(error)));
+        let funcs = interceptor::Funcs::new().patch(move |_| match error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        });
+        let conn = fake_with(vec![aggregation_configmap()], Some(funcs)).await;
+        let err = apply::enable(&conn, &addon(), &objects(&[]), enable_opts())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(code), "{err}");
+        assert!(err.contains("https://fake.invalid"), "{err}");
+        assert!(err.contains("\"fake\""), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_enable_converges_when_run_again() {
+    let clean = fake(vec![]).await;
+    let objs = objects(&[]);
+    apply::enable(&clean, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    let expected = contents(&clean).await;
+    for k in 0..objs.len() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let funcs = interceptor::Funcs::new().patch(move |ctx| {
+            if seen.fetch_add(1, Ordering::SeqCst) == k {
+                Err(kube_fake_client::Error::Internal(format!(
+                    "interrupted at object {k}"
+                )))
+            } else {
+                validate(&ctx)
+            }
+        });
+        let conn = fake_with(vec![aggregation_configmap()], Some(funcs)).await;
+        assert!(apply::enable(&conn, &addon(), &objs, enable_opts())
+            .await
+            .is_err());
+        apply::enable(&conn, &addon(), &objs, enable_opts())
+            .await
+            .unwrap();
+        assert_eq!(
+            contents(&conn).await,
+            expected,
+            "after an interruption at object {k}"
+        );
+    }
+}
+
+/// The fake ignores `dryRun`, so this test talks to a stand-in that records every request:
+/// nothing exists, the aggregation layer is configured, and every apply is echoed back.
+#[tokio::test]
+async fn dry_run_sends_dry_run_applies_and_nothing_else() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let log = log.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let method = req.method().clone();
+            let uri = req.uri().clone();
+            log.lock().unwrap().push(format!("{method} {uri}"));
+            let body = req.into_body().collect().await?.to_bytes();
+            let (status, answer) = match method.as_str() {
+                "GET" if uri.path().ends_with("/extension-apiserver-authentication") => {
+                    (200, aggregation_configmap().to_string())
+                }
+                "GET" if uri.query().is_some_and(|q| q.contains("labelSelector")) => {
+                    (200, json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}).to_string())
+                }
+                "GET" => (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}).to_string()),
+                "PATCH" => (200, String::from_utf8_lossy(&body).to_string()),
+                _ => (405, String::new()),
+            };
+            let resp = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(answer)))?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(resp)
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let conn = Connection::from_client(client, "stand-in", "https://stand-in.invalid");
+    let objs = objects(&[]);
+    let opts = EnableOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let report = apply::enable(&conn, &addon(), &objs, opts).await.unwrap();
+    assert!(report.dry_run);
+    assert_eq!(report.count(Change::Created), objs.len());
+    let requests = seen.lock().unwrap().clone();
+    let patches: Vec<&String> = requests.iter().filter(|r| r.starts_with("PATCH")).collect();
+    assert_eq!(patches.len(), objs.len());
+    for p in &patches {
+        assert!(p.contains("dryRun=All"), "{p}");
+        assert!(p.contains("fieldManager=kaddons"), "{p}");
+    }
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.starts_with("GET") || r.starts_with("PATCH")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn status_follows_the_cluster() {
+    let conn = fake(vec![]).await;
+    let objs = objects(&[]);
+    let st = addon_status(&conn, &addon(), &objs).await.unwrap();
+    assert_eq!(st.state, State::Disabled);
+
+    apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    let st = addon_status(&conn, &addon(), &objs).await.unwrap();
+    assert_eq!(st.state, State::Degraded);
+    assert_eq!(st.profile.as_deref(), Some("kind"));
+    let reason = st.reason();
+    assert!(
+        reason.contains("Deployment kube-system/metrics-server"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("APIService v1beta1.metrics.k8s.io"),
+        "{reason}"
+    );
+
+    // The controllers do their work.
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), "kube-system");
+    let gen = deployments
+        .get("metrics-server")
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap_or(0);
+    deployments
+        .patch_status(
+            "metrics-server",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": gen, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}})),
+        )
+        .await
+        .unwrap();
+    let st = addon_status(&conn, &addon(), &objs).await.unwrap();
+    assert_eq!(
+        st.state,
+        State::Degraded,
+        "the APIService is not Available yet"
+    );
+    let apis: Api<APIService> = Api::all(conn.client.clone());
+    apis.patch_status(
+        "v1beta1.metrics.k8s.io",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": [{"type": "Available", "status": "True", "reason": "Passed", "lastTransitionTime": "2026-11-25T00:00:00Z"}]}})),
+    )
+    .await
+    .unwrap();
+    let st = addon_status(&conn, &addon(), &objs).await.unwrap();
+    assert_eq!(st.state, State::Enabled, "{:?}", st.objects);
+}
+
+/// How many API requests `enable metrics-server` makes (the figure quoted in the notes).
+#[tokio::test]
+async fn enable_request_count() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let (c1, c2, c3) = (count.clone(), count.clone(), count.clone());
+    let funcs = interceptor::Funcs::new()
+        .get(move |_| {
+            c1.fetch_add(1, Ordering::SeqCst);
+            Ok(None)
+        })
+        .list(move |_| {
+            c2.fetch_add(1, Ordering::SeqCst);
+            Ok(None)
+        })
+        .patch(move |ctx| {
+            c3.fetch_add(1, Ordering::SeqCst);
+            validate(&ctx)
+        });
+    let conn = fake_with(vec![aggregation_configmap()], Some(funcs)).await;
+    let objs = objects(&[]);
+    apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    // 1 aggregation check + 9 reads + 9 applies + 8 label-selected lists for pruning.
+    assert_eq!(count.load(Ordering::SeqCst), 1 + 9 + 9 + 8);
+}
