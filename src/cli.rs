@@ -106,6 +106,20 @@ pub enum Command {
         after_help = "Examples:\n  kaddons disable metrics-server\n  kaddons disable metrics-server --no-wait"
     )]
     Disable(DisableArgs),
+    /// Find out why an addon does not work (default: metrics-server), with a fix for each finding.
+    #[command(
+        after_help = "Examples:\n  kaddons doctor\n  kaddons doctor metrics-server -o json\n\nExit codes: 0 no errors found, 1 at least one error found, 2 the checks could not run."
+    )]
+    Doctor(DoctorArgs),
+    /// Resource usage of nodes or pods, like kubectl top, even without a metrics server.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kaddons top nodes\n  kaddons top pods -A --sort-by cpu\n  kaddons top pods -n kube-system --source kubelet"
+    )]
+    Top(TopCommand),
+    /// Set up the aggregation layer of a hand-built cluster.
+    #[command(subcommand)]
+    Aggregator(AggregatorCommand),
     /// Show every object of an addon with its state.
     #[command(
         after_help = "Examples:\n  kaddons status metrics-server\n  kaddons status metrics-server -o json\n\nExit codes: 0 enabled, 1 disabled, degraded or unmanaged, 2 error."
@@ -163,6 +177,93 @@ pub struct DisableArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Addon to check.
+    #[arg(default_value = "metrics-server")]
+    pub addon: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// CPU and memory of nodes, with percentages of allocatable.
+    #[command(
+        after_help = "Examples:\n  kaddons top nodes\n  kaddons top nodes --sort-by memory -o json"
+    )]
+    Nodes(TopNodesArgs),
+    /// CPU and memory of pods.
+    #[command(
+        after_help = "Examples:\n  kaddons top pods -A\n  kaddons top pods -n kube-system -l k8s-app=metrics-server --containers"
+    )]
+    Pods(TopPodsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopNodesArgs {
+    /// Label selector for nodes.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    #[arg(long, value_enum, default_value_t = SortArg::Name)]
+    pub sort_by: SortArg,
+    /// Where usage comes from: metrics.k8s.io, the kubelets' Summary API through the API
+    /// server, or auto (metrics.k8s.io when it is served, else the kubelets, with a notice).
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TopPodsArgs {
+    /// Namespace (default: the context's namespace, else "default").
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Label selector for pods.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// One line per container.
+    #[arg(long)]
+    pub containers: bool,
+    #[arg(long, value_enum, default_value_t = SortArg::Name)]
+    pub sort_by: SortArg,
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    Name,
+    Cpu,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    Auto,
+    Metrics,
+    Kubelet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AggregatorCommand {
+    /// Create a front-proxy CA and client certificate, and print the kube-apiserver flags.
+    #[command(
+        after_help = "Examples:\n  kaddons aggregator certs --out /etc/kubernetes/pki/front-proxy\n  kaddons aggregator certs --out ./pki --force"
+    )]
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory for front-proxy-ca.{crt,key} and front-proxy-client.{crt,key}.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -504,3 +504,266 @@ async fn enable_request_count() {
     // 1 aggregation check + 9 reads + 9 applies + 8 label-selected lists for pruning.
     assert_eq!(count.load(Ordering::SeqCst), 1 + 9 + 9 + 8);
 }
+
+/// Logs fed by the test (the fake has no pods/log endpoint).
+struct FedLogs(Vec<(&'static str, &'static str)>);
+
+impl kaddons::cluster::observe::LogSource for FedLogs {
+    fn tail<'a>(
+        &'a self,
+        _namespace: &'a str,
+        pod: &'a str,
+        _container: &'a str,
+    ) -> futures::future::BoxFuture<'a, Option<String>> {
+        let text = self
+            .0
+            .iter()
+            .find(|(p, _)| *p == pod)
+            .map(|(_, t)| t.to_string());
+        Box::pin(async move { text })
+    }
+}
+
+fn pod(name: &str, container_state: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": "metrics-server"}},
+        "spec": {"containers": [{"name": "metrics-server", "image": "registry.k8s.io/metrics-server/metrics-server:v0.9.0"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "metrics-server", "image": "registry.k8s.io/metrics-server/metrics-server:v0.9.0",
+            "imageID": "", "ready": false, "restartCount": 0, "state": container_state}]}
+    })
+}
+
+async fn findings_for(seed: Vec<Value>, logs: FedLogs) -> Vec<kaddons::cluster::diagnose::Finding> {
+    use kaddons::cluster::diagnose::{diagnose, known_failures};
+    let conn = fake(seed).await;
+    let objs = objects(&[]);
+    let obs = kaddons::cluster::observe::observe(&conn, &objs, &logs)
+        .await
+        .unwrap();
+    diagnose(&obs, &known_failures().unwrap())
+}
+
+#[tokio::test]
+async fn a_stuck_enable_is_explained_from_pods_events_logs_and_apiservices() {
+    // Image pull failure: the image and the mirror flag.
+    let f = findings_for(
+        vec![pod(
+            "ms-a",
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}),
+        )],
+        FedLogs(vec![]),
+    )
+    .await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].hint.contains("--image-mirror cn"));
+
+    // Kubelet certificates without IP SANs, seen in the container log, plus the readiness event.
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "ms-b.1", "namespace": "kube-system"},
+        "involvedObject": {"kind": "Pod", "name": "ms-b", "namespace": "kube-system"},
+        "reason": "Unhealthy", "type": "Warning",
+        "message": "Readiness probe failed: HTTP probe failed with statuscode: 500"
+    });
+    let unrelated = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "other.1", "namespace": "kube-system"},
+        "involvedObject": {"kind": "Pod", "name": "coredns-1", "namespace": "kube-system"},
+        "reason": "Unhealthy", "type": "Warning",
+        "message": "Readiness probe failed: HTTP probe failed with statuscode: 500"
+    });
+    let f = findings_for(
+        vec![pod("ms-b", json!({"running": {"startedAt": "2026-11-25T00:00:00Z"}})), event, unrelated],
+        FedLogs(vec![("ms-b", "E1125 scraper.go:149] \"Failed to scrape node\" err=\"Get \\\"https://172.18.0.2:10250/metrics/resource\\\": tls: failed to verify certificate: x509: cannot validate certificate for 172.18.0.2 because it doesn't contain any IP SANs\"\n")]),
+    )
+    .await;
+    let ids: Vec<&str> = f.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["kubelet-cert-no-ip-sans", "readiness-500"], "{f:?}");
+    assert!(f[0].hint.contains("kubeletInsecureTLS=true"));
+    assert!(
+        f[1].summary.contains("ms-b"),
+        "only the addon's pods count: {f:?}"
+    );
+
+    // The API server cannot reach the pod: hostNetwork.
+    let api_service = json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100, "versionPriority": 100,
+                 "service": {"name": "metrics-server", "namespace": "kube-system"}},
+        "status": {"conditions": [{"type": "Available", "status": "False", "reason": "FailedDiscoveryCheck",
+                                   "message": "failing or missing response from https://10.244.0.5:10250/apis/metrics.k8s.io/v1beta1: context deadline exceeded",
+                                   "lastTransitionTime": "2026-11-25T00:00:00Z"}]}
+    });
+    let f = findings_for(vec![api_service], FedLogs(vec![])).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].hint.contains("hostNetwork.enabled=true"));
+
+    // Healthy: nothing to say.
+    let f = findings_for(
+        vec![pod(
+            "ms-c",
+            json!({"running": {"startedAt": "2026-11-25T00:00:00Z"}}),
+        )],
+        FedLogs(vec![("ms-c", "I1125 Serving securely on [::]:10250\n")]),
+    )
+    .await;
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[tokio::test]
+async fn cluster_facts_refine_the_profile() {
+    use kaddons::cluster::facts::cluster_facts;
+    use kaddons::profile::detect;
+    let node = |name: &str, provider: Option<&str>, labels: Value| {
+        let mut n = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+                           "spec": {}, "status": {"nodeInfo": {"kubeletVersion": "v1.32.2", "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}}});
+        if let Some(p) = provider {
+            n["spec"]["providerID"] = json!(p);
+        }
+        n
+    };
+    let kubeadm_cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeadm-config", "namespace": "kube-system"}, "data": {}});
+
+    let kind = fake(vec![
+        node(
+            "dev-control-plane",
+            Some("kind://docker/dev/dev-control-plane"),
+            json!({}),
+        ),
+        kubeadm_cm.clone(),
+    ])
+    .await;
+    let d = detect(&cluster_facts(&kind).await.unwrap());
+    assert_eq!(d.profile, Profile::Kind, "{d:?}");
+
+    let minikube = fake(vec![
+        node(
+            "minikube",
+            None,
+            json!({"minikube.k8s.io/name": "minikube"}),
+        ),
+        kubeadm_cm.clone(),
+    ])
+    .await;
+    assert_eq!(
+        detect(&cluster_facts(&minikube).await.unwrap()).profile,
+        Profile::Minikube
+    );
+
+    let kubeadm = fake(vec![node("cp-1", None, json!({})), kubeadm_cm]).await;
+    assert_eq!(
+        detect(&cluster_facts(&kubeadm).await.unwrap()).profile,
+        Profile::Kubeadm
+    );
+
+    let bare = fake(vec![node("n1", None, json!({}))]).await;
+    assert_eq!(
+        detect(&cluster_facts(&bare).await.unwrap()).profile,
+        Profile::Generic
+    );
+}
+
+async fn doctor_for(
+    seed: Vec<Value>,
+    aggregation: bool,
+    logs: FedLogs,
+) -> Vec<kaddons::cluster::doctor::Check> {
+    let mut all = seed;
+    if aggregation {
+        all.push(aggregation_configmap());
+    }
+    let conn = fake_with(all, None).await;
+    let expected = render::render(&addon(), &Request::new(Profile::Generic))
+        .unwrap()
+        .objects;
+    kaddons::cluster::doctor::run(&conn, &addon(), &expected, &[], &logs).await
+}
+
+fn ids_with(checks: &[kaddons::cluster::doctor::Check], severity: &str) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| serde_json::to_value(c.severity).unwrap() == severity)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_finds_a_missing_aggregation_layer_and_a_disabled_addon() {
+    let checks = doctor_for(vec![], false, FedLogs(vec![])).await;
+    let errors = ids_with(&checks, "error");
+    assert!(
+        errors.contains(&"aggregation-layer".to_string()),
+        "{checks:?}"
+    );
+    assert!(errors.contains(&"addon-objects".to_string()), "{checks:?}");
+    let agg = checks.iter().find(|c| c.id == "aggregation-layer").unwrap();
+    assert!(agg.hint.contains("kaddons aggregator certs"));
+    assert_eq!(agg.evidence.len(), 7, "the seven kube-apiserver flags");
+    assert!(kaddons::cluster::doctor::has_errors(&checks));
+}
+
+#[tokio::test]
+async fn doctor_reports_each_known_failure_with_its_fix() {
+    let conn_seed = vec![pod("ms-x", json!({"waiting": {"reason": "ErrImagePull"}}))];
+    let checks = doctor_for(conn_seed, true, FedLogs(vec![])).await;
+    let errors = ids_with(&checks, "error");
+    assert!(errors.contains(&"image-pull".to_string()), "{checks:?}");
+    assert!(
+        !errors.contains(&"aggregation-layer".to_string()),
+        "{checks:?}"
+    );
+    let api = checks.iter().find(|c| c.id == "api-serves").unwrap();
+    assert_eq!(serde_json::to_value(api.severity).unwrap(), "error");
+}
+
+#[tokio::test]
+async fn doctor_on_a_healthy_install_finds_nothing_wrong_but_the_metrics_api() {
+    // Everything kaddons manages is ready; the fake cannot serve metrics.k8s.io, which the
+    // last check must report (and nothing else).
+    let conn = fake(vec![]).await;
+    let objs = objects(&[]);
+    apply::enable(&conn, &addon(), &objs, enable_opts())
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), "kube-system");
+    let gen = deployments
+        .get("metrics-server")
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap_or(0);
+    deployments
+        .patch_status("metrics-server", &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": gen, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}})))
+        .await
+        .unwrap();
+    let apis: Api<APIService> = Api::all(conn.client.clone());
+    apis.patch_status("v1beta1.metrics.k8s.io", &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": [{"type": "Available", "status": "True", "reason": "Passed", "lastTransitionTime": "2026-11-25T00:00:00Z"}]}})))
+        .await
+        .unwrap();
+    let expected = render::render(&addon(), &Request::new(Profile::Generic))
+        .unwrap()
+        .objects;
+    let checks =
+        kaddons::cluster::doctor::run(&conn, &addon(), &expected, &[], &FedLogs(vec![])).await;
+    assert_eq!(ids_with(&checks, "error"), ["api-serves"], "{checks:?}");
+    assert!(ids_with(&checks, "warn").is_empty(), "{checks:?}");
+    let ok = ids_with(&checks, "ok");
+    for id in [
+        "cluster-reachable",
+        "profile",
+        "aggregation-layer",
+        "addon-objects",
+    ] {
+        assert!(ok.contains(&id.to_string()), "{id}: {checks:?}");
+    }
+    // The JSON shape scripts rely on.
+    let agg =
+        serde_json::to_value(checks.iter().find(|c| c.id == "aggregation-layer").unwrap()).unwrap();
+    insta::assert_json_snapshot!("doctor-check-json-shape", agg);
+}

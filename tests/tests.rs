@@ -3,9 +3,12 @@
 mod util;
 
 mod cli;
+mod cli_http;
 mod cluster;
+mod e2e;
 mod hostile;
 mod metrics_api;
 mod profiles;
 mod snapshots;
+mod top;
 mod upstream;

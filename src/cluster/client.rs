@@ -63,7 +63,7 @@ pub enum ClusterError {
         context: String,
         message: String,
     },
-    #[error("the API server {server} (context \"{context}\") answered {code} {reason}: {message}")]
+    #[error("the API server {server} (context \"{context}\") answered {code} {reason}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
     Api {
         server: String,
         context: String,
@@ -141,6 +141,13 @@ impl Connection {
                 "in-cluster".to_string(),
             ),
         };
+        // kube's default retry layer retries 429/503/504 up to 15 times with a backoff that
+        // grows towards 1000s. Under the hard bound of `call` that turns a server that answers
+        // "503 Service Unavailable" at once into a silent wait of --request-timeout, reported as
+        // "did not answer" although it did. A CLI should say what the server said, at once
+        // (kubectl retries only when the server asks for it with Retry-After); the waits that
+        // need patience are the watch loops in `wait`, which have their own --timeout.
+        config.default_retry = false;
         config.connect_timeout = Some(opts.request_timeout);
         config.read_timeout = Some(opts.request_timeout);
         config.write_timeout = Some(opts.request_timeout);
@@ -197,13 +204,16 @@ impl Connection {
                     context,
                     message: status.message.clone(),
                 },
-                code => ClusterError::Api {
-                    server,
-                    context,
-                    code,
-                    reason: status.reason.clone(),
-                    message: status.message.clone(),
-                },
+                code => {
+                    let (reason, message) = api_reason_and_message(code, &status);
+                    ClusterError::Api {
+                        server,
+                        context,
+                        code,
+                        reason,
+                        message,
+                    }
+                }
             },
             other => {
                 let message = root_cause(&other);
@@ -225,6 +235,36 @@ impl Connection {
     }
 }
 
+/// kube's reason when an error body is not a `metav1.Status` (a proxy's text or HTML page).
+const UNPARSED_REASON: &str = "Failed to parse error data";
+/// Longest server message shown; error pages from proxies can be whole HTML documents.
+const MAX_MESSAGE: usize = 300;
+
+/// The reason and message of an API error as one short line: the HTTP reason phrase when the
+/// body was not a Status (instead of kube's placeholder), whitespace (newlines of HTML pages)
+/// collapsed, and long bodies cut.
+fn api_reason_and_message(code: u16, status: &kube::core::Status) -> (String, String) {
+    let reason = if status.reason.is_empty() || status.reason == UNPARSED_REASON {
+        http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|c| c.canonical_reason())
+            .unwrap_or("")
+            .to_string()
+    } else {
+        status.reason.clone()
+    };
+    let mut message = status
+        .message
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE) {
+        message.truncate(cut);
+        message.push_str("...");
+    }
+    (reason, message)
+}
+
 /// The innermost error message: for connection failures that is the useful part
 /// ("Connection refused (os error 111)"), not the layers of client wrappers around it.
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -233,4 +273,52 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         current = next;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(reason: &str, message: &str) -> kube::core::Status {
+        kube::core::Status {
+            reason: reason.into(),
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    fn api_error(code: u16, reason: &str, message: &str) -> String {
+        let (reason, message) = api_reason_and_message(code, &status(reason, message));
+        ClusterError::Api {
+            server: "https://127.0.0.1:6443".into(),
+            context: "c".into(),
+            code,
+            reason,
+            message,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn api_errors_read_as_one_line() {
+        assert_eq!(
+            api_error(500, "InternalError", "etcd is down"),
+            "the API server https://127.0.0.1:6443 (context \"c\") answered 500 InternalError: etcd is down"
+        );
+        // No dangling colon when the server said nothing.
+        assert!(api_error(500, "", "").ends_with("answered 500 Internal Server Error"));
+        // kube's placeholder for bodies that are not a Status gives way to the HTTP phrase.
+        assert!(
+            api_error(502, UNPARSED_REASON, "<html>\n<body>bad</body>\n</html>\n")
+                .ends_with("answered 502 Bad Gateway: <html> <body>bad</body> </html>")
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_MESSAGE + 50);
+        let (_, message) = api_reason_and_message(500, &status("x", &long));
+        assert_eq!(message.chars().count(), MAX_MESSAGE + 3);
+        assert!(message.ends_with("..."));
+    }
 }

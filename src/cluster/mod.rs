@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod doctor;
 pub mod facts;
 pub mod kubeconfig;
 pub mod observe;

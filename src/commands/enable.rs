@@ -1,14 +1,20 @@
 //! `kaddons enable ADDON`: render, check, apply (server-side, in phases), prune, then wait
 //! until the addon really works; on failure, say what is stuck and the likely fix.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
 use kaddons::cluster::apply::{self, Change, EnableOptions, Report};
+use kaddons::cluster::client::Connection;
 use kaddons::cluster::diagnose::{self, Finding, Severity};
 use kaddons::cluster::observe::{observe, ApiLogs};
 use kaddons::cluster::wait::{self, WaitError};
+use kaddons::top;
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 use crate::cli::{EnableArgs, GlobalArgs, OutputFormat};
-use crate::printer::{table, Printer};
+use crate::printer::Printer;
 
 use super::render::render_addon;
 use super::reporters::StepReporter;
@@ -63,7 +69,7 @@ pub async fn run(
             printer.status(&format!("{} is enabled and working", addon.name()));
             if let Some(list) = metrics {
                 if global.output == OutputFormat::Text {
-                    printer.data(&usage_table(&list))?;
+                    printer.data(&usage_table(&conn, &list).await)?;
                 }
             }
             Ok(ExitStatus::Success)
@@ -151,19 +157,21 @@ fn print_report(global: &GlobalArgs, printer: &Printer, report: &Report) -> anyh
     Ok(())
 }
 
-/// `kubectl top node`-style table from a NodeMetricsList.
-fn usage_table(list: &Value) -> String {
-    let rows: Vec<Vec<String>> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| {
-            vec![
-                n["metadata"]["name"].as_str().unwrap_or("?").to_string(),
-                n["usage"]["cpu"].as_str().unwrap_or("?").to_string(),
-                n["usage"]["memory"].as_str().unwrap_or("?").to_string(),
-            ]
-        })
-        .collect();
-    table(&["NAME", "CPU", "MEMORY"], &rows)
+/// `kubectl top node`-style table from the NodeMetricsList the wait ended with (percentages
+/// need the nodes' allocatable; without them the table still shows usage).
+async fn usage_table(conn: &Connection, list: &Value) -> String {
+    let usage = match top::parse_node_metrics_list(list.to_string()) {
+        Ok(u) => u,
+        Err(e) => return format!("(cannot read node metrics: {e})\n"),
+    };
+    let nodes: Api<Node> = Api::all(conn.client.clone());
+    let mut allocatable = BTreeMap::new();
+    if let Ok(list) = conn.call(nodes.list(&ListParams::default())).await {
+        for n in &list.items {
+            if let (Some(name), Ok(a)) = (&n.metadata.name, top::Allocatable::from_node(n)) {
+                allocatable.insert(name.clone(), a);
+            }
+        }
+    }
+    top::node_usage_list(&usage, &allocatable, top::SortBy::Name).to_table(false)
 }

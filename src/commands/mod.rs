@@ -1,7 +1,9 @@
 //! One module per command. Each takes parsed arguments and a [`Printer`] and returns an
 //! [`ExitStatus`]; errors carry context for the user and become exit code 2 in `main`.
 
+pub mod aggregator;
 pub mod disable;
+pub mod doctor;
 pub mod enable;
 pub mod info;
 pub mod list;
@@ -9,6 +11,7 @@ pub mod profile;
 pub mod render;
 pub mod reporters;
 pub mod status;
+pub mod top;
 
 use anyhow::Context as _;
 use kaddons::catalog::{Catalog, Profile};
@@ -35,6 +38,9 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Enable(args) => enable::run(global, args, printer).await,
         Command::Disable(args) => disable::run(global, args, printer).await,
         Command::Status(args) => status::run(global, args, printer).await,
+        Command::Doctor(args) => doctor::run(global, args, printer).await,
+        Command::Top(cmd) => top::run(global, cmd, printer).await,
+        Command::Aggregator(cmd) => aggregator::run(global, cmd, printer),
         Command::Render(args) => render::run(global, args, printer).await,
         Command::Info(args) => info::run(global, args, printer),
         Command::Profile => profile::run(global, printer).await,

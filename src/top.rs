@@ -1,0 +1,1647 @@
+//! The data and formatting behind `kaddons top nodes|pods`, with no I/O.
+//!
+//! `kaddons top` reads usage from one of two places: the `metrics.k8s.io` API when a metrics
+//! server is installed (`NodeMetricsList`/`PodMetricsList`), or, when none is, each node's
+//! kubelet Summary API (`/api/v1/nodes/<node>/proxy/stats/summary`). Both are parsed here into
+//! one usage model, so that everything after parsing (percentages, sorting, the table, `-o
+//! json`) is shared and the two paths print the same table for the same usage.
+//!
+//! The table reproduces `kubectl top` byte for byte, including its rounding, which is *not*
+//! plain integer division for CPU: kubectl prints `Quantity.MilliValue()`, which rounds up
+//! (`123456789n` is `124m`). Memory is `Value() / 2^20`, rounded down. Percentages are
+//! `int64(float64(usage milli) / float64(allocatable milli) * 100)`, computed in `f64` exactly
+//! as kubectl does. Columns follow kubectl's tabwriter (minimum width 6, padding 3), which
+//! also pads the last column, so every line ends in spaces like kubectl's.
+//!
+//! Kubernetes quantities are parsed by a small parser of our own ([`Quantity`]), following
+//! apimachinery's grammar and its round-up scaling.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
+use serde::{Deserialize, Serialize};
+
+pub use crate::metrics::model::ContainerUsage;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// A Kubernetes quantity string that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("empty quantity")]
+    Empty,
+    #[error("invalid quantity {0:?}: expected a number such as 250m, 1.5, 512Mi or 1e3")]
+    Invalid(String),
+    #[error("invalid quantity {quantity:?}: unknown suffix {suffix:?}")]
+    UnknownSuffix { quantity: String, suffix: String },
+    #[error("invalid quantity {0:?}: usage cannot be negative")]
+    Negative(String),
+    #[error("quantity {0:?} is out of range")]
+    OutOfRange(String),
+}
+
+/// What can go wrong turning API responses into usage.
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("malformed {what} JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("expected a {expected}, got kind {found:?}")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{field}: {source}")]
+    Quantity {
+        /// Which value, e.g. `node "kind-control-plane" cpu`.
+        field: String,
+        #[source]
+        source: QuantityError,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantities
+
+/// Most significant digits a quantity may carry (u128 holds 38 decimal digits).
+const MAX_DIGITS: usize = 38;
+/// Exponents beyond this are nonsense for usage figures; refusing them keeps arithmetic small.
+const MAX_EXPONENT: i32 = 1000;
+
+/// A non-negative Kubernetes quantity: `mantissa × 10^exp10 × 2^exp2`, exactly.
+///
+/// Accepts apimachinery's forms: an optional `+`, digits with an optional decimal point, then
+/// a decimal SI suffix (`n u m k M G T P E`), a binary suffix (`Ki Mi Gi Ti Pi Ei`) or a
+/// decimal exponent (`e3`, `E-2`). Negative values are refused: usage is never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity {
+    mantissa: u128,
+    exp10: i32,
+    exp2: u32,
+}
+
+impl FromStr for Quantity {
+    type Err = QuantityError;
+
+    fn from_str(s: &str) -> Result<Self, QuantityError> {
+        parse_quantity(s)
+    }
+}
+
+/// Parses a Kubernetes quantity string; see [`Quantity`].
+pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
+    let invalid = || QuantityError::Invalid(s.to_string());
+    if s.is_empty() {
+        return Err(QuantityError::Empty);
+    }
+    let (negative, rest) = match s.as_bytes()[0] {
+        b'+' => (false, &s[1..]),
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let number_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(number_len);
+    let (int_part, frac_part) = match number.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (number, ""),
+    };
+    if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
+        return Err(invalid());
+    }
+
+    let (suffix_exp10, exp2) = parse_suffix(suffix).ok_or_else(|| {
+        if suffix.starts_with(['e', 'E']) {
+            invalid()
+        } else {
+            QuantityError::UnknownSuffix {
+                quantity: s.to_string(),
+                suffix: suffix.to_string(),
+            }
+        }
+    })?;
+
+    // Significant digits: drop leading zeros, move trailing zeros into the exponent.
+    let digits: String = int_part.chars().chain(frac_part.chars()).collect();
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    let trailing_zeros = significant.len() - trimmed.len();
+    if trimmed.len() > MAX_DIGITS {
+        return Err(QuantityError::OutOfRange(s.to_string()));
+    }
+    let mut mantissa: u128 = 0;
+    for d in trimmed.bytes() {
+        // Cannot overflow: at most 38 digits.
+        mantissa = mantissa * 10 + u128::from(d - b'0');
+    }
+    if mantissa == 0 {
+        return Ok(Quantity {
+            mantissa: 0,
+            exp10: 0,
+            exp2: 0,
+        });
+    }
+    if negative {
+        return Err(QuantityError::Negative(s.to_string()));
+    }
+    // All terms are bounded (|suffix| <= MAX_EXPONENT, lengths <= input length), so i64 is
+    // plenty; the result is range-checked before narrowing.
+    let exp10 = i64::from(suffix_exp10) - frac_part.len() as i64 + trailing_zeros as i64;
+    let exp10 = i32::try_from(exp10)
+        .ok()
+        .filter(|e| e.abs() <= 2 * MAX_EXPONENT)
+        .ok_or_else(|| QuantityError::OutOfRange(s.to_string()))?;
+    Ok(Quantity {
+        mantissa,
+        exp10,
+        exp2,
+    })
+}
+
+/// The power of ten and power of two a suffix stands for.
+fn parse_suffix(suffix: &str) -> Option<(i32, u32)> {
+    let decimal = |e: i32| Some((e, 0));
+    let binary = |e: u32| Some((0, e));
+    match suffix {
+        "" => decimal(0),
+        "n" => decimal(-9),
+        "u" => decimal(-6),
+        "m" => decimal(-3),
+        "k" => decimal(3),
+        "M" => decimal(6),
+        "G" => decimal(9),
+        "T" => decimal(12),
+        "P" => decimal(15),
+        "E" => decimal(18),
+        "Ki" => binary(10),
+        "Mi" => binary(20),
+        "Gi" => binary(30),
+        "Ti" => binary(40),
+        "Pi" => binary(50),
+        "Ei" => binary(60),
+        _ => {
+            // Decimal exponent: e or E, an optional sign, at least one digit.
+            let exponent = suffix.strip_prefix(['e', 'E'])?;
+            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let value: i32 = exponent.parse().ok()?;
+            (value.abs() <= MAX_EXPONENT).then_some((value, 0))
+        }
+    }
+}
+
+impl Quantity {
+    /// `ceil(self / 10^scale)`, apimachinery's `ScaledValue` (which rounds up).
+    pub fn scaled_ceil(&self, scale: i32) -> Option<u64> {
+        if self.mantissa == 0 {
+            return Some(0);
+        }
+        let value = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
+        let exp = i64::from(self.exp10) - i64::from(scale);
+        let scaled = if exp >= 0 {
+            value.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)?
+        } else {
+            match 10u128.checked_pow(u32::try_from(-exp).ok()?) {
+                Some(divisor) => value.div_ceil(divisor),
+                // The divisor exceeds any u128 value: a positive fraction below one.
+                None => 1,
+            }
+        };
+        u64::try_from(scaled).ok()
+    }
+
+    /// The quantity in units of 10^-9, rounded up: nanocores for CPU.
+    pub fn nano_value(&self) -> Option<u64> {
+        self.scaled_ceil(-9)
+    }
+
+    /// The quantity as a whole number, rounded up: bytes for memory.
+    pub fn value(&self) -> Option<u64> {
+        self.scaled_ceil(0)
+    }
+}
+
+/// CPU quantity to nanocores (rounded up, like apimachinery).
+pub fn cpu_nanocores(quantity: &str) -> Result<u64, QuantityError> {
+    parse_quantity(quantity)?
+        .nano_value()
+        .ok_or_else(|| QuantityError::OutOfRange(quantity.to_string()))
+}
+
+/// Memory quantity to bytes (rounded up, like apimachinery).
+pub fn memory_bytes(quantity: &str) -> Result<u64, QuantityError> {
+    parse_quantity(quantity)?
+        .value()
+        .ok_or_else(|| QuantityError::OutOfRange(quantity.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The usage model
+
+/// Usage of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUsage {
+    pub name: String,
+    pub cpu_nanocores: u64,
+    pub memory_bytes: u64,
+}
+
+/// Usage of one pod, per container; containers are in name order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodUsage {
+    pub namespace: String,
+    pub name: String,
+    pub containers: Vec<ContainerUsage>,
+}
+
+impl PodUsage {
+    pub fn cpu_nanocores(&self) -> u64 {
+        self.containers
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.cpu_nanocores))
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.containers
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.memory_bytes))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubelet Summary API
+
+/// Usage read from one node's kubelet Summary (`/stats/summary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletSummary {
+    /// `None` when the node's name, CPU rate or working set is missing (e.g. right after a
+    /// kubelet restart, before it has two CPU samples).
+    pub node: Option<NodeUsage>,
+    /// The pods running on this node, in every namespace (filter for `-n`), that have at
+    /// least one container with both a CPU rate and a working set.
+    /// Containers lacking either are left out (as metrics-server does); pods without a
+    /// `podRef` or with no usable container are left out.
+    pub pods: Vec<PodUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSummary {
+    node: Option<RawSummaryNode>,
+    pods: Option<Vec<RawSummaryPod>>,
+}
+
+// `systemContainers` (kubelet, runtime, pods) is deliberately not read: kubectl top shows the
+// node's own figures and the pods' containers, never the system cgroups.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSummaryNode {
+    node_name: Option<String>,
+    cpu: Option<RawCpu>,
+    memory: Option<RawMemory>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSummaryPod {
+    pod_ref: Option<RawPodRef>,
+    containers: Option<Vec<RawSummaryContainer>>,
+}
+
+#[derive(Deserialize)]
+struct RawPodRef {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSummaryContainer {
+    name: Option<String>,
+    cpu: Option<RawCpu>,
+    memory: Option<RawMemory>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCpu {
+    usage_nano_cores: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMemory {
+    working_set_bytes: Option<u64>,
+}
+
+fn cpu_rate(cpu: &Option<RawCpu>) -> Option<u64> {
+    cpu.as_ref()?.usage_nano_cores
+}
+
+fn working_set(memory: &Option<RawMemory>) -> Option<u64> {
+    memory.as_ref()?.working_set_bytes
+}
+
+/// Parses a kubelet Summary. Missing figures drop the node, pod or container they belong to;
+/// only JSON that is not a Summary at all (bad syntax, wrong types) is an error.
+pub fn parse_kubelet_summary(json: impl AsRef<[u8]>) -> Result<KubeletSummary, TopError> {
+    let raw: RawSummary =
+        serde_json::from_slice(json.as_ref()).map_err(|source| TopError::Json {
+            what: "kubelet Summary",
+            source,
+        })?;
+
+    let node = raw.node.and_then(|n| {
+        Some(NodeUsage {
+            name: n.node_name.filter(|name| !name.is_empty())?,
+            cpu_nanocores: cpu_rate(&n.cpu)?,
+            memory_bytes: working_set(&n.memory)?,
+        })
+    });
+
+    let pods = raw
+        .pods
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let pod_ref = p.pod_ref?;
+            let mut containers: Vec<ContainerUsage> = p
+                .containers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| {
+                    Some(ContainerUsage {
+                        name: c.name?,
+                        cpu_nanocores: cpu_rate(&c.cpu)?,
+                        memory_bytes: working_set(&c.memory)?,
+                    })
+                })
+                .collect();
+            if containers.is_empty() {
+                return None;
+            }
+            containers.sort_by(|a, b| a.name.cmp(&b.name));
+            Some(PodUsage {
+                namespace: pod_ref.namespace?,
+                name: pod_ref.name?,
+                containers,
+            })
+        })
+        .collect();
+
+    Ok(KubeletSummary { node, pods })
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics.k8s.io
+
+#[derive(Deserialize)]
+struct RawMetricsList<T> {
+    kind: Option<String>,
+    items: Option<Vec<T>>,
+}
+
+#[derive(Deserialize)]
+struct RawMeta {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+struct RawNodeMetrics {
+    metadata: RawMeta,
+    #[serde(default)]
+    usage: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RawPodMetrics {
+    metadata: RawMeta,
+    #[serde(default)]
+    containers: Vec<RawContainerMetrics>,
+}
+
+#[derive(Deserialize)]
+struct RawContainerMetrics {
+    name: String,
+    #[serde(default)]
+    usage: BTreeMap<String, String>,
+}
+
+fn parse_list<T: serde::de::DeserializeOwned>(
+    json: &[u8],
+    kind: &'static str,
+) -> Result<Vec<T>, TopError> {
+    let raw: RawMetricsList<T> =
+        serde_json::from_slice(json).map_err(|source| TopError::Json { what: kind, source })?;
+    match raw.kind {
+        Some(found) if found != kind => Err(TopError::WrongKind {
+            expected: kind,
+            found,
+        }),
+        _ => Ok(raw.items.unwrap_or_default()),
+    }
+}
+
+/// Reads `usage[resource]` with `convert`; an absent entry counts as zero, as in kubectl.
+fn usage_of(
+    usage: &BTreeMap<String, String>,
+    resource: &str,
+    convert: fn(&str) -> Result<u64, QuantityError>,
+    field: impl FnOnce() -> String,
+) -> Result<u64, TopError> {
+    match usage.get(resource) {
+        None => Ok(0),
+        Some(q) => convert(q).map_err(|source| TopError::Quantity {
+            field: field(),
+            source,
+        }),
+    }
+}
+
+/// Parses a `metrics.k8s.io` `NodeMetricsList`.
+pub fn parse_node_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<NodeUsage>, TopError> {
+    parse_list::<RawNodeMetrics>(json.as_ref(), "NodeMetricsList")?
+        .into_iter()
+        .map(|m| {
+            let name = m.metadata.name;
+            Ok(NodeUsage {
+                cpu_nanocores: usage_of(&m.usage, "cpu", cpu_nanocores, || {
+                    format!("node {name:?} cpu")
+                })?,
+                memory_bytes: usage_of(&m.usage, "memory", memory_bytes, || {
+                    format!("node {name:?} memory")
+                })?,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Parses a `metrics.k8s.io` `PodMetricsList`.
+pub fn parse_pod_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<PodUsage>, TopError> {
+    parse_list::<RawPodMetrics>(json.as_ref(), "PodMetricsList")?
+        .into_iter()
+        .map(|m| {
+            let (namespace, name) = (m.metadata.namespace, m.metadata.name);
+            let mut containers = m
+                .containers
+                .into_iter()
+                .map(|c| {
+                    let field = |resource: &str| {
+                        format!("pod {namespace}/{name} container {:?} {resource}", c.name)
+                    };
+                    Ok(ContainerUsage {
+                        cpu_nanocores: usage_of(&c.usage, "cpu", cpu_nanocores, || field("cpu"))?,
+                        memory_bytes: usage_of(&c.usage, "memory", memory_bytes, || {
+                            field("memory")
+                        })?,
+                        name: c.name,
+                    })
+                })
+                .collect::<Result<Vec<_>, TopError>>()?;
+            containers.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(PodUsage {
+                namespace,
+                name,
+                containers,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocatable
+
+/// What a node can give to pods; the denominator of the percentage columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allocatable {
+    pub cpu_nanocores: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl Allocatable {
+    /// From quantity strings such as `"3920m"` and `"8025424Ki"`.
+    pub fn from_quantities(cpu: Option<&str>, memory: Option<&str>) -> Result<Self, TopError> {
+        let convert = |q: Option<&str>, f: fn(&str) -> Result<u64, QuantityError>, what| {
+            q.map(f).transpose().map_err(|source| TopError::Quantity {
+                field: format!("allocatable {what}"),
+                source,
+            })
+        };
+        Ok(Allocatable {
+            cpu_nanocores: convert(cpu, cpu_nanocores, "cpu")?,
+            memory_bytes: convert(memory, memory_bytes, "memory")?,
+        })
+    }
+
+    /// From a resource list (`status.allocatable`, or `status.capacity` for kubectl's
+    /// `--show-capacity`).
+    pub fn from_resources(resources: &BTreeMap<String, ApiQuantity>) -> Result<Self, TopError> {
+        Self::from_quantities(
+            resources.get("cpu").map(|q| q.0.as_str()),
+            resources.get("memory").map(|q| q.0.as_str()),
+        )
+    }
+
+    /// From a Node's `status.allocatable` (empty when the node has no status yet).
+    pub fn from_node(node: &Node) -> Result<Self, TopError> {
+        match node.status.as_ref().and_then(|s| s.allocatable.as_ref()) {
+            Some(resources) => Self::from_resources(resources),
+            None => Ok(Allocatable::default()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows, sorting and JSON output
+
+/// `--sort-by`: kubectl sorts by CPU or memory descending; the default is by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortBy {
+    #[default]
+    Name,
+    Cpu,
+    Memory,
+}
+
+impl FromStr for SortBy {
+    type Err = UnknownSortKey;
+
+    fn from_str(s: &str) -> Result<Self, UnknownSortKey> {
+        match s {
+            "" | "name" => Ok(SortBy::Name),
+            "cpu" => Ok(SortBy::Cpu),
+            "memory" => Ok(SortBy::Memory),
+            other => Err(UnknownSortKey(other.to_string())),
+        }
+    }
+}
+
+/// A `--sort-by` value other than `cpu` or `memory`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--sort-by accepts cpu or memory, not {0:?}")]
+pub struct UnknownSortKey(pub String);
+
+/// kubectl's `Quantity.MilliValue()` of a CPU figure: rounded up.
+fn millicores(nanocores: u64) -> u64 {
+    nanocores.div_ceil(1_000_000)
+}
+
+/// kubectl's percentage: `int64(float64(usage milli) / float64(allocatable milli) * 100)`.
+fn percent(usage_milli: u128, allocatable_milli: u128) -> Option<u64> {
+    if allocatable_milli == 0 {
+        return None;
+    }
+    let fraction = usage_milli as f64 / allocatable_milli as f64 * 100.0;
+    // `as` saturates; a NaN cannot occur (the denominator is positive).
+    Some(fraction as u64)
+}
+
+/// One line of `kaddons top nodes`. Nodes known to the cluster but without usage have no
+/// figures at all (`<unknown>` in the table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUsageItem {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_millicores: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_percent: Option<u64>,
+}
+
+/// `kaddons top nodes -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeUsageList {
+    pub kind: &'static str,
+    pub items: Vec<NodeUsageItem>,
+}
+
+/// Builds the node lines: usage with percentages of `allocatable` (keyed by node name), then,
+/// like kubectl, one line per node in `allocatable` that has no usage, by name.
+pub fn node_usage_list(
+    usage: &[NodeUsage],
+    allocatable: &BTreeMap<String, Allocatable>,
+    sort_by: SortBy,
+) -> NodeUsageList {
+    let mut measured: Vec<&NodeUsage> = usage.iter().collect();
+    match sort_by {
+        SortBy::Name => measured.sort_by(|a, b| a.name.cmp(&b.name)),
+        SortBy::Cpu => measured.sort_by_key(|n| (Reverse(millicores(n.cpu_nanocores)), &n.name)),
+        SortBy::Memory => measured.sort_by_key(|n| (Reverse(n.memory_bytes), &n.name)),
+    }
+    let mut items: Vec<NodeUsageItem> = measured
+        .into_iter()
+        .map(|n| {
+            let cpu_milli = millicores(n.cpu_nanocores);
+            let alloc = allocatable.get(&n.name).copied().unwrap_or_default();
+            NodeUsageItem {
+                name: n.name.clone(),
+                cpu_millicores: Some(cpu_milli),
+                memory_bytes: Some(n.memory_bytes),
+                cpu_percent: alloc
+                    .cpu_nanocores
+                    .and_then(|a| percent(u128::from(cpu_milli), u128::from(millicores(a)))),
+                memory_percent: alloc
+                    .memory_bytes
+                    .and_then(|a| percent(u128::from(n.memory_bytes) * 1000, u128::from(a) * 1000)),
+            }
+        })
+        .collect();
+    items.extend(
+        allocatable
+            .keys()
+            .filter(|name| !usage.iter().any(|n| &n.name == *name))
+            .map(|name| NodeUsageItem {
+                name: name.clone(),
+                cpu_millicores: None,
+                memory_bytes: None,
+                cpu_percent: None,
+                memory_percent: None,
+            }),
+    );
+    NodeUsageList {
+        kind: "NodeUsageList",
+        items,
+    }
+}
+
+/// One container of a pod line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerUsageItem {
+    pub name: String,
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+}
+
+/// One line of `kaddons top pods`: totals over the containers (CPU summed in nanocores, then
+/// rounded up, as kubectl adds quantities before printing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodUsageItem {
+    pub namespace: String,
+    pub name: String,
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+    pub containers: Vec<ContainerUsageItem>,
+}
+
+/// `kaddons top pods -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodUsageList {
+    pub kind: &'static str,
+    pub items: Vec<PodUsageItem>,
+}
+
+/// Builds the pod lines, sorted by namespace and name, or by CPU or memory descending (ties
+/// by namespace and name). Containers are ordered the same way, as `kubectl top pod
+/// --containers` does.
+pub fn pod_usage_list(usage: &[PodUsage], sort_by: SortBy) -> PodUsageList {
+    let mut items: Vec<PodUsageItem> = usage
+        .iter()
+        .map(|p| {
+            let mut containers: Vec<&ContainerUsage> = p.containers.iter().collect();
+            match sort_by {
+                SortBy::Name => containers.sort_by(|a, b| a.name.cmp(&b.name)),
+                SortBy::Cpu => {
+                    containers.sort_by_key(|c| (Reverse(millicores(c.cpu_nanocores)), &c.name))
+                }
+                SortBy::Memory => containers.sort_by_key(|c| (Reverse(c.memory_bytes), &c.name)),
+            }
+            PodUsageItem {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                cpu_millicores: millicores(p.cpu_nanocores()),
+                memory_bytes: p.memory_bytes(),
+                containers: containers
+                    .into_iter()
+                    .map(|c| ContainerUsageItem {
+                        name: c.name.clone(),
+                        cpu_millicores: millicores(c.cpu_nanocores),
+                        memory_bytes: c.memory_bytes,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let by_name = |a: &PodUsageItem, b: &PodUsageItem| {
+        (a.namespace.as_str(), a.name.as_str()).cmp(&(b.namespace.as_str(), b.name.as_str()))
+    };
+    match sort_by {
+        SortBy::Name => items.sort_by(by_name),
+        SortBy::Cpu => items.sort_by(|a, b| {
+            b.cpu_millicores
+                .cmp(&a.cpu_millicores)
+                .then_with(|| by_name(a, b))
+        }),
+        SortBy::Memory => items.sort_by(|a, b| {
+            b.memory_bytes
+                .cmp(&a.memory_bytes)
+                .then_with(|| by_name(a, b))
+        }),
+    }
+    PodUsageList {
+        kind: "PodUsageList",
+        items,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+const UNKNOWN: &str = "<unknown>";
+
+fn cpu_cell(millicores: u64) -> String {
+    format!("{millicores}m")
+}
+
+fn memory_cell(bytes: u64) -> String {
+    format!("{}Mi", bytes / (1024 * 1024))
+}
+
+fn percent_cell(percent: Option<u64>) -> String {
+    percent.map_or_else(|| UNKNOWN.to_string(), |p| format!("{p}%"))
+}
+
+impl NodeUsageList {
+    /// The `kubectl top node` table: `NAME CPU(cores) CPU(%) MEMORY(bytes) MEMORY(%)`.
+    /// Empty when there are no lines, as kubectl prints nothing then.
+    pub fn to_table(&self, no_headers: bool) -> String {
+        if self.items.is_empty() {
+            return String::new();
+        }
+        let mut rows: Vec<Vec<String>> = Vec::with_capacity(self.items.len() + 1);
+        if !no_headers {
+            rows.push(
+                ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+        for item in &self.items {
+            rows.push(vec![
+                item.name.clone(),
+                item.cpu_millicores
+                    .map_or_else(|| UNKNOWN.to_string(), cpu_cell),
+                percent_cell(item.cpu_percent),
+                item.memory_bytes
+                    .map_or_else(|| UNKNOWN.to_string(), memory_cell),
+                percent_cell(item.memory_percent),
+            ]);
+        }
+        tabulate(&rows)
+    }
+}
+
+/// Columns of `kaddons top pods`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodTableOptions {
+    /// `-A`: a NAMESPACE column first.
+    pub all_namespaces: bool,
+    /// `--containers`: one line per container, with a POD column.
+    pub containers: bool,
+    pub no_headers: bool,
+}
+
+impl PodUsageList {
+    /// The `kubectl top pod` table: `[NAMESPACE] [POD] NAME CPU(cores) MEMORY(bytes)`.
+    /// Empty when there are no lines, as kubectl prints nothing then.
+    pub fn to_table(&self, options: PodTableOptions) -> String {
+        if self.items.is_empty() {
+            return String::new();
+        }
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        if !options.no_headers {
+            let mut header = Vec::new();
+            if options.all_namespaces {
+                header.push("NAMESPACE");
+            }
+            if options.containers {
+                header.push("POD");
+            }
+            header.extend(["NAME", "CPU(cores)", "MEMORY(bytes)"]);
+            rows.push(header.into_iter().map(String::from).collect());
+        }
+        for pod in &self.items {
+            let prefix = |row: &mut Vec<String>| {
+                if options.all_namespaces {
+                    row.push(pod.namespace.clone());
+                }
+            };
+            if options.containers {
+                for c in &pod.containers {
+                    let mut row = Vec::with_capacity(5);
+                    prefix(&mut row);
+                    row.extend([
+                        pod.name.clone(),
+                        c.name.clone(),
+                        cpu_cell(c.cpu_millicores),
+                        memory_cell(c.memory_bytes),
+                    ]);
+                    rows.push(row);
+                }
+            } else {
+                let mut row = Vec::with_capacity(4);
+                prefix(&mut row);
+                row.extend([
+                    pod.name.clone(),
+                    cpu_cell(pod.cpu_millicores),
+                    memory_cell(pod.memory_bytes),
+                ]);
+                rows.push(row);
+            }
+        }
+        tabulate(&rows)
+    }
+}
+
+/// kubectl's tabwriter settings (`printers.GetNewTabWriter`).
+const MIN_WIDTH: usize = 6;
+const PADDING: usize = 3;
+
+/// Lays out rows the way Go's `text/tabwriter` does for kubectl, where every cell (the last
+/// one included) is terminated by a tab: each column is as wide as its widest cell plus
+/// three spaces (at least six), left-aligned, and the last column is padded too.
+fn tabulate(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            let widest = rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0);
+            (widest + PADDING).max(MIN_WIDTH)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        for (cell, width) in row.iter().zip(&widths) {
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', width - cell.chars().count()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SUMMARY: &str = include_str!("../tests/fixtures/kubelet-summary-2pods.json");
+    const NODE_METRICS: &str = include_str!("../tests/fixtures/metrics-k8s-io-nodes.json");
+    const POD_METRICS: &str = include_str!("../tests/fixtures/metrics-k8s-io-pods.json");
+    const MI: u64 = 1024 * 1024;
+
+    fn lines(lines: &[&str]) -> String {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// The fixtures' node: kind's defaults on a 4-CPU, 8 GiB machine.
+    fn kind_allocatable() -> BTreeMap<String, Allocatable> {
+        let alloc = Allocatable::from_quantities(Some("4"), Some("8025424Ki")).unwrap();
+        BTreeMap::from([("kind-control-plane".to_string(), alloc)])
+    }
+
+    fn container(name: &str, cpu_nanocores: u64, memory_bytes: u64) -> ContainerUsage {
+        ContainerUsage {
+            name: name.into(),
+            cpu_nanocores,
+            memory_bytes,
+        }
+    }
+
+    fn pod(namespace: &str, name: &str, containers: Vec<ContainerUsage>) -> PodUsage {
+        PodUsage {
+            namespace: namespace.into(),
+            name: name.into(),
+            containers,
+        }
+    }
+
+    fn node(name: &str, cpu_nanocores: u64, memory_bytes: u64) -> NodeUsage {
+        NodeUsage {
+            name: name.into(),
+            cpu_nanocores,
+            memory_bytes,
+        }
+    }
+
+    // --- quantities -------------------------------------------------------------------------
+
+    #[test]
+    fn cpu_quantities_to_nanocores() {
+        for (q, want) in [
+            ("123456789n", 123_456_789),
+            ("48500u", 48_500_000),
+            ("250m", 250_000_000),
+            ("1", 1_000_000_000),
+            ("+1", 1_000_000_000),
+            ("0.5", 500_000_000),
+            (".5", 500_000_000),
+            ("2.", 2_000_000_000),
+            ("1.25", 1_250_000_000),
+            ("0001.500", 1_500_000_000),
+            ("1e3", 1_000_000_000_000),
+            ("1E3", 1_000_000_000_000),
+            ("1e+3", 1_000_000_000_000),
+            ("1e-3", 1_000_000),
+            ("25e-2", 250_000_000),
+            ("0.000000001", 1),
+            ("1k", 1_000_000_000_000),
+            ("0", 0),
+            ("-0", 0),
+            ("0.0m", 0),
+            // Finer than a nanocore rounds up, as apimachinery's ScaledValue does.
+            ("0.1n", 1),
+            ("1e-900", 1),
+            ("1.0000000001", 1_000_000_001),
+        ] {
+            assert_eq!(cpu_nanocores(q), Ok(want), "{q}");
+        }
+    }
+
+    #[test]
+    fn memory_quantities_to_bytes() {
+        for (q, want) in [
+            ("1578392Ki", 1_578_392 * 1024),
+            ("512Mi", 512 * MI),
+            ("1Gi", 1 << 30),
+            ("1.5Gi", 3 << 29),
+            ("2Ti", 2 << 40),
+            ("1Pi", 1 << 50),
+            ("1Ei", 1 << 60),
+            ("1000k", 1_000_000),
+            ("1M", 1_000_000),
+            ("3G", 3_000_000_000),
+            ("2T", 2_000_000_000_000),
+            ("1P", 1_000_000_000_000_000),
+            ("1E", 1_000_000_000_000_000_000),
+            ("1e3", 1000),
+            ("1e0", 1),
+            ("268435456", 268_435_456),
+            ("0.5Ki", 512),
+            // 102.4 bytes and 0.1 bytes round up.
+            ("0.1Ki", 103),
+            ("100m", 1),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            assert_eq!(memory_bytes(q), Ok(want), "{q}");
+        }
+    }
+
+    #[test]
+    fn bad_quantities_are_typed_errors() {
+        assert_eq!(parse_quantity(""), Err(QuantityError::Empty));
+        for q in [
+            "abc", "Ki", ".", "+", "-", "1.2.3", "1e", "1e+", "1e1.5", "1E3i", " 1", "--1", "1ee3",
+        ] {
+            assert_eq!(
+                parse_quantity(q),
+                Err(QuantityError::Invalid(q.to_string())),
+                "{q}"
+            );
+        }
+        for (q, suffix) in [
+            ("1K", "K"),
+            ("1ki", "ki"),
+            ("1 Mi", " Mi"),
+            ("5MB", "MB"),
+            ("1x", "x"),
+        ] {
+            assert_eq!(
+                parse_quantity(q),
+                Err(QuantityError::UnknownSuffix {
+                    quantity: q.to_string(),
+                    suffix: suffix.to_string()
+                }),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            parse_quantity("-1m"),
+            Err(QuantityError::Negative("-1m".into()))
+        );
+        for q in ["20E", "18446744073709551616", "1e400", "16Ei"] {
+            assert_eq!(
+                memory_bytes(q),
+                Err(QuantityError::OutOfRange(q.to_string())),
+                "{q}"
+            );
+        }
+        let many_digits = "1".repeat(39);
+        assert_eq!(
+            parse_quantity(&many_digits),
+            Err(QuantityError::OutOfRange(many_digits.clone()))
+        );
+        assert!(matches!(
+            parse_quantity("1e1001"),
+            Err(QuantityError::Invalid(_))
+        ));
+        let msg = parse_quantity("5MB").unwrap_err().to_string();
+        assert!(msg.contains("\"MB\""), "{msg}");
+    }
+
+    #[test]
+    fn equal_quantities_compare_equal_whatever_the_notation() {
+        let a: Quantity = "1.50".parse().unwrap();
+        let b: Quantity = "1500m".parse().unwrap();
+        let c: Quantity = "15e-1".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.value(), Some(2), "1.5 rounds up to 2");
+        assert_eq!(a.scaled_ceil(-3), Some(1500));
+        assert_eq!(a.scaled_ceil(3), Some(1));
+    }
+
+    // --- kubelet Summary --------------------------------------------------------------------
+
+    fn fixture_pods() -> Vec<PodUsage> {
+        vec![
+            pod(
+                "kube-system",
+                "kube-apiserver-kind-control-plane",
+                vec![container("kube-apiserver", 48_500_000, 256 * MI)],
+            ),
+            pod(
+                "default",
+                "web-6c8f9b7d5-xk2lp",
+                vec![
+                    container("log-shipper", 999_999, 3 * MI),
+                    container("nginx", 1_000_000, 5 * MI),
+                ],
+            ),
+            pod(
+                "local-path-storage",
+                "local-path-provisioner-57c5987fd4-rq2mf",
+                vec![container("local-path-provisioner", 0, 7 * MI)],
+            ),
+            pod(
+                "kube-system",
+                "etcd-kind-control-plane",
+                vec![container("etcd", 25_000_001, 44_608 * 1024)],
+            ),
+            pod(
+                "kube-system",
+                "coredns-7db6d8ff4d-4xk9p",
+                vec![container("coredns", 2_345_678, 12_800 * 1024)],
+            ),
+        ]
+    }
+
+    #[test]
+    fn summary_fixture_parses_to_node_and_container_figures() {
+        let summary = parse_kubelet_summary(SUMMARY).unwrap();
+        // The node's own figures, not the sum of systemContainers or of the pods.
+        assert_eq!(
+            summary.node,
+            Some(node("kind-control-plane", 412_345_678, 1_804_296 * 1024))
+        );
+        // Pod-level cpu/memory are ignored (containers are summed instead); the container
+        // without a CPU rate and the pod with no usable container are left out.
+        assert_eq!(summary.pods, fixture_pods());
+    }
+
+    #[test]
+    fn summary_with_missing_figures_skips_instead_of_failing() {
+        let json = json!({
+            "node": {"nodeName": "n1", "cpu": {"usageCoreNanoSeconds": 5}, "memory": {"workingSetBytes": 1}},
+            "pods": [
+                {"containers": [{"name": "c", "cpu": {"usageNanoCores": 1}, "memory": {"workingSetBytes": 1}}]},
+                {"podRef": {"name": "no-namespace"},
+                 "containers": [{"name": "c", "cpu": {"usageNanoCores": 1}, "memory": {"workingSetBytes": 1}}]},
+                {"podRef": {"name": "p", "namespace": "ns"},
+                 "containers": [
+                    {"name": "zeta", "cpu": {"usageNanoCores": 7}, "memory": {"workingSetBytes": 8}},
+                    {"cpu": {"usageNanoCores": 1}, "memory": {"workingSetBytes": 1}},
+                    {"name": "no-memory", "cpu": {"usageNanoCores": 1}},
+                    {"name": "null-cpu", "cpu": null, "memory": {"workingSetBytes": 1}},
+                    {"name": "alpha", "cpu": {"usageNanoCores": 5}, "memory": {"workingSetBytes": 6}}
+                 ]},
+                {"podRef": {"name": "no-containers", "namespace": "ns"}}
+            ]
+        })
+        .to_string();
+        let summary = parse_kubelet_summary(json).unwrap();
+        assert_eq!(summary.node, None, "no CPU rate yet");
+        assert_eq!(
+            summary.pods,
+            vec![pod(
+                "ns",
+                "p",
+                vec![container("alpha", 5, 6), container("zeta", 7, 8)]
+            )]
+        );
+
+        let empty = parse_kubelet_summary("{}").unwrap();
+        assert_eq!(empty.node, None);
+        assert!(empty.pods.is_empty());
+        let null_pods = parse_kubelet_summary(r#"{"node": null, "pods": null}"#).unwrap();
+        assert!(null_pods.pods.is_empty());
+    }
+
+    #[test]
+    fn malformed_summary_is_a_typed_error() {
+        for bad in [
+            "",
+            "{",
+            "not json",
+            r#"{"node": {"nodeName": "n", "cpu": {"usageNanoCores": "12"}}}"#,
+            r#"{"node": {"nodeName": "n", "cpu": {"usageNanoCores": -1}}}"#,
+            r#"{"pods": {"podRef": {}}}"#,
+        ] {
+            let err = parse_kubelet_summary(bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    TopError::Json {
+                        what: "kubelet Summary",
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+            assert!(err
+                .to_string()
+                .starts_with("malformed kubelet Summary JSON"));
+        }
+    }
+
+    // --- metrics.k8s.io ---------------------------------------------------------------------
+
+    #[test]
+    fn metrics_api_fixtures_parse_to_the_same_usage_as_the_summary() {
+        let summary = parse_kubelet_summary(SUMMARY).unwrap();
+        let nodes = parse_node_metrics_list(NODE_METRICS).unwrap();
+        assert_eq!(nodes, vec![summary.node.clone().unwrap()]);
+
+        let mut from_api = parse_pod_metrics_list(POD_METRICS).unwrap();
+        let mut from_summary = summary.pods;
+        let key = |p: &PodUsage| (p.namespace.clone(), p.name.clone());
+        from_api.sort_by_key(key);
+        from_summary.sort_by_key(key);
+        assert_eq!(from_api, from_summary);
+    }
+
+    #[test]
+    fn metrics_lists_check_kind_and_quantities() {
+        let err = parse_node_metrics_list(POD_METRICS).unwrap_err();
+        assert!(
+            matches!(&err, TopError::WrongKind { expected: "NodeMetricsList", found } if found == "PodMetricsList"),
+            "{err:?}"
+        );
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#;
+        assert!(matches!(
+            parse_pod_metrics_list(status),
+            Err(TopError::WrongKind { .. })
+        ));
+
+        let bad = json!({"kind": "PodMetricsList", "items": [{
+            "metadata": {"name": "p", "namespace": "ns"},
+            "containers": [{"name": "c", "usage": {"cpu": "12 cores", "memory": "1Mi"}}]
+        }]})
+        .to_string();
+        let err = parse_pod_metrics_list(bad).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TopError::Quantity {
+                    source: QuantityError::UnknownSuffix { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "pod ns/p container \"c\" cpu: invalid quantity \"12 cores\": unknown suffix \" cores\""
+        );
+
+        let bad_node =
+            r#"{"items":[{"metadata":{"name":"n"},"usage":{"cpu":"1","memory":"-5Mi"}}]}"#;
+        let err = parse_node_metrics_list(bad_node).unwrap_err();
+        assert!(err.to_string().starts_with("node \"n\" memory: "), "{err}");
+
+        assert!(matches!(
+            parse_node_metrics_list("{"),
+            Err(TopError::Json {
+                what: "NodeMetricsList",
+                ..
+            })
+        ));
+        // Missing usage counts as zero, like kubectl; no kind and no items is an empty list.
+        let sparse = r#"{"items":[{"metadata":{"name":"n"},"usage":{"cpu":"5m"}}]}"#;
+        assert_eq!(
+            parse_node_metrics_list(sparse).unwrap(),
+            vec![node("n", 5_000_000, 0)]
+        );
+        assert!(parse_pod_metrics_list("{}").unwrap().is_empty());
+    }
+
+    // --- the key property: both paths print the same table ---------------------------------
+    // The expected tables are byte-identical to what kubectl v1.32.4 printed for the
+    // metrics.k8s.io fixtures (served by a stub API server), trailing spaces included.
+
+    #[test]
+    fn both_sources_print_the_same_node_table() {
+        let expected = lines(&[
+            "NAME                 CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)   ",
+            "kind-control-plane   413m         10%      1762Mi          22%         ",
+        ]);
+        let alloc = kind_allocatable();
+
+        let summary = parse_kubelet_summary(SUMMARY).unwrap();
+        let fallback: Vec<NodeUsage> = summary.node.into_iter().collect();
+        let fallback_table = node_usage_list(&fallback, &alloc, SortBy::Name).to_table(false);
+
+        let api = parse_node_metrics_list(NODE_METRICS).unwrap();
+        let api_table = node_usage_list(&api, &alloc, SortBy::Name).to_table(false);
+
+        assert_eq!(fallback_table, expected);
+        assert_eq!(api_table, expected);
+    }
+
+    #[test]
+    fn both_sources_print_the_same_pod_tables() {
+        let all_namespaces = lines(&[
+            "NAMESPACE            NAME                                      CPU(cores)   MEMORY(bytes)   ",
+            "default              web-6c8f9b7d5-xk2lp                       2m           8Mi             ",
+            "kube-system          coredns-7db6d8ff4d-4xk9p                  3m           12Mi            ",
+            "kube-system          etcd-kind-control-plane                   26m          43Mi            ",
+            "kube-system          kube-apiserver-kind-control-plane         49m          256Mi           ",
+            "local-path-storage   local-path-provisioner-57c5987fd4-rq2mf   0m           7Mi             ",
+        ]);
+        let kube_system_by_cpu = lines(&[
+            "NAME                                CPU(cores)   MEMORY(bytes)   ",
+            "kube-apiserver-kind-control-plane   49m          256Mi           ",
+            "etcd-kind-control-plane             26m          43Mi            ",
+            "coredns-7db6d8ff4d-4xk9p            3m           12Mi            ",
+        ]);
+        let containers = lines(&[
+            "NAMESPACE            POD                                       NAME                     CPU(cores)   MEMORY(bytes)   ",
+            "default              web-6c8f9b7d5-xk2lp                       log-shipper              1m           3Mi             ",
+            "default              web-6c8f9b7d5-xk2lp                       nginx                    1m           5Mi             ",
+            "kube-system          coredns-7db6d8ff4d-4xk9p                  coredns                  3m           12Mi            ",
+            "kube-system          etcd-kind-control-plane                   etcd                     26m          43Mi            ",
+            "kube-system          kube-apiserver-kind-control-plane         kube-apiserver           49m          256Mi           ",
+            "local-path-storage   local-path-provisioner-57c5987fd4-rq2mf   local-path-provisioner   0m           7Mi             ",
+        ]);
+
+        let fallback = parse_kubelet_summary(SUMMARY).unwrap().pods;
+        let api = parse_pod_metrics_list(POD_METRICS).unwrap();
+        for (source, pods) in [("summary", &fallback), ("metrics.k8s.io", &api)] {
+            let all = PodTableOptions {
+                all_namespaces: true,
+                ..Default::default()
+            };
+            assert_eq!(
+                pod_usage_list(pods, SortBy::Name).to_table(all),
+                all_namespaces,
+                "{source}"
+            );
+
+            let kube_system: Vec<PodUsage> = pods
+                .iter()
+                .filter(|p| p.namespace == "kube-system")
+                .cloned()
+                .collect();
+            assert_eq!(
+                pod_usage_list(&kube_system, SortBy::Cpu).to_table(PodTableOptions::default()),
+                kube_system_by_cpu,
+                "{source}"
+            );
+
+            let with_containers = PodTableOptions {
+                all_namespaces: true,
+                containers: true,
+                no_headers: false,
+            };
+            assert_eq!(
+                pod_usage_list(pods, SortBy::Name).to_table(with_containers),
+                containers,
+                "{source}"
+            );
+        }
+    }
+
+    // --- kubectl's rounding and layout -----------------------------------------------------
+
+    #[test]
+    fn cpu_rounds_up_memory_rounds_down_like_kubectl() {
+        let usage = [node("n", 123_456_789, 2 * MI - 1)];
+        let list = node_usage_list(&usage, &BTreeMap::new(), SortBy::Name);
+        assert_eq!(list.items[0].cpu_millicores, Some(124));
+        assert_eq!(
+            list.to_table(true),
+            lines(&["n     124m   <unknown>   1Mi   <unknown>   "])
+        );
+
+        // A pod's CPU is summed in nanocores before rounding: 1m + 0.999999m = 2m, not 1m+1m.
+        let p = pod(
+            "ns",
+            "p",
+            vec![container("a", 1_000_000, 0), container("b", 999_999, 0)],
+        );
+        let pods = pod_usage_list(&[p], SortBy::Name);
+        assert_eq!(pods.items[0].cpu_millicores, 2);
+        let p = pod(
+            "ns",
+            "p",
+            vec![container("a", 1_000_001, 0), container("b", 1_000_001, 0)],
+        );
+        assert_eq!(
+            pod_usage_list(&[p], SortBy::Name).items[0].cpu_millicores,
+            3
+        );
+    }
+
+    /// Output captured from kubectl v1.32.4 (`kubectl top node`, then with `--sort-by=cpu
+    /// --no-headers`) against a stub API server serving these figures.
+    #[test]
+    fn matches_captured_kubectl_output_for_rounding_quirks() {
+        let alloc = BTreeMap::from([
+            (
+                "n1".to_string(),
+                Allocatable::from_quantities(Some("4"), Some("8025424Ki")).unwrap(),
+            ),
+            (
+                "n2".to_string(),
+                Allocatable::from_quantities(Some("100m"), Some("100")).unwrap(),
+            ),
+        ]);
+        let usage = [
+            node("n1", cpu_nanocores("123456789n").unwrap(), 2_097_151),
+            node("n2", cpu_nanocores("29m").unwrap(), 29),
+        ];
+        assert_eq!(
+            node_usage_list(&usage, &alloc, SortBy::Name).to_table(false),
+            lines(&[
+                "NAME   CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)   ",
+                "n1     124m         3%       1Mi             0%          ",
+                "n2     29m          28%      0Mi             28%         ",
+            ])
+        );
+        assert_eq!(
+            node_usage_list(&usage, &alloc, SortBy::Cpu).to_table(true),
+            lines(&[
+                "n1    124m   3%    1Mi   0%    ",
+                "n2    29m    28%   0Mi   28%   "
+            ])
+        );
+    }
+
+    #[test]
+    fn percentages_follow_kubectls_float_arithmetic() {
+        // float64(29)/float64(100)*100 is 28.999999999999996 in IEEE doubles; kubectl truncates
+        // that to 28%, so integer arithmetic (29%) would not match kubectl.
+        let alloc = BTreeMap::from([(
+            "n".to_string(),
+            Allocatable::from_quantities(Some("100m"), Some("100")).unwrap(),
+        )]);
+        let usage = [node("n", 29_000_000, 29)];
+        let item = &node_usage_list(&usage, &alloc, SortBy::Name).items[0];
+        assert_eq!(item.cpu_percent, Some(28));
+        assert_eq!(item.memory_percent, Some(28));
+
+        // Over-commit shows above 100%, like kubectl.
+        let usage = [node("n", 150_000_000, 250)];
+        let item = &node_usage_list(&usage, &alloc, SortBy::Name).items[0];
+        assert_eq!(
+            (item.cpu_percent, item.memory_percent),
+            (Some(150), Some(250))
+        );
+
+        // Zero allocatable has no meaningful percentage.
+        let zero = BTreeMap::from([(
+            "n".to_string(),
+            Allocatable::from_quantities(Some("0"), Some("0")).unwrap(),
+        )]);
+        let item = &node_usage_list(&usage, &zero, SortBy::Name).items[0];
+        assert_eq!((item.cpu_percent, item.memory_percent), (None, None));
+    }
+
+    #[test]
+    fn nodes_without_allocatable_or_without_metrics_show_unknown() {
+        let alloc = BTreeMap::from([
+            (
+                "has-alloc".to_string(),
+                Allocatable::from_quantities(Some("2"), None).unwrap(),
+            ),
+            ("no-metrics".to_string(), Allocatable::default()),
+        ]);
+        let usage = [
+            node("has-alloc", 500_000_000, 512 * MI),
+            node("no-alloc", 1_000_000_000, 1024 * MI),
+        ];
+        let table = node_usage_list(&usage, &alloc, SortBy::Cpu).to_table(false);
+        assert_eq!(
+            table,
+            lines(&[
+                "NAME         CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)   ",
+                "no-alloc     1000m        <unknown>   1024Mi          <unknown>   ",
+                "has-alloc    500m         25%         512Mi           <unknown>   ",
+                "no-metrics   <unknown>    <unknown>   <unknown>       <unknown>   ",
+            ])
+        );
+    }
+
+    #[test]
+    fn sorting_by_cpu_and_memory_is_descending_with_name_ties() {
+        let usage = [
+            node("b", 2_000_000, 10 * MI),
+            node("a", 1_000_001, 30 * MI),
+            node("c", 1_500_000, 20 * MI),
+            node("d", 3_000_000, 20 * MI),
+        ];
+        let names = |sort| {
+            node_usage_list(&usage, &BTreeMap::new(), sort)
+                .items
+                .into_iter()
+                .map(|i| i.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(SortBy::Name), ["a", "b", "c", "d"]);
+        // a and b are both 2m after rounding up: tie broken by name.
+        assert_eq!(names(SortBy::Cpu), ["d", "a", "b", "c"]);
+        assert_eq!(names(SortBy::Memory), ["a", "c", "d", "b"]);
+
+        let pods = [
+            pod("z", "p", vec![container("c", 5_000_000, MI)]),
+            pod("a", "q", vec![container("c", 1_000_000, 3 * MI)]),
+            pod("a", "p", vec![container("c", 5_000_000, 2 * MI)]),
+        ];
+        let keys = |sort| {
+            pod_usage_list(&pods, sort)
+                .items
+                .into_iter()
+                .map(|i| format!("{}/{}", i.namespace, i.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(SortBy::Name), ["a/p", "a/q", "z/p"]);
+        assert_eq!(keys(SortBy::Cpu), ["a/p", "z/p", "a/q"]);
+        assert_eq!(keys(SortBy::Memory), ["a/q", "a/p", "z/p"]);
+
+        // --containers with --sort-by orders the containers too.
+        let multi = [pod(
+            "ns",
+            "p",
+            vec![
+                container("a", 1_000_000, 9 * MI),
+                container("b", 9_000_000, MI),
+            ],
+        )];
+        let order = |sort| {
+            pod_usage_list(&multi, sort).items[0]
+                .containers
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(SortBy::Cpu), ["b", "a"]);
+        assert_eq!(order(SortBy::Memory), ["a", "b"]);
+        assert_eq!(order(SortBy::Name), ["a", "b"]);
+    }
+
+    #[test]
+    fn sort_keys_parse() {
+        assert_eq!("cpu".parse(), Ok(SortBy::Cpu));
+        assert_eq!("memory".parse(), Ok(SortBy::Memory));
+        assert_eq!("".parse(), Ok(SortBy::Name));
+        assert_eq!(
+            "mem".parse::<SortBy>(),
+            Err(UnknownSortKey("mem".to_string()))
+        );
+    }
+
+    #[test]
+    fn columns_have_kubectls_minimum_width_and_padding() {
+        let rows = vec![
+            vec!["a".to_string(), "bb".to_string()],
+            vec!["ccccc".to_string(), "d".to_string()],
+        ];
+        assert_eq!(tabulate(&rows), "a       bb    \nccccc   d     \n");
+        // Width counts characters, not bytes.
+        let rows = vec![vec!["ñandú".to_string(), "x".to_string()]];
+        assert_eq!(tabulate(&rows), "ñandú   x     \n");
+    }
+
+    #[test]
+    fn empty_lists_print_nothing_and_headers_can_be_dropped() {
+        assert_eq!(
+            node_usage_list(&[], &BTreeMap::new(), SortBy::Name).to_table(false),
+            ""
+        );
+        assert_eq!(
+            pod_usage_list(&[], SortBy::Name).to_table(PodTableOptions::default()),
+            ""
+        );
+        let pods = [pod("ns", "p", vec![container("c", 0, 0)])];
+        let options = PodTableOptions {
+            no_headers: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            pod_usage_list(&pods, SortBy::Name).to_table(options),
+            "p     0m    0Mi   \n"
+        );
+    }
+
+    // --- JSON output ------------------------------------------------------------------------
+
+    #[test]
+    fn json_output_is_camel_case() {
+        let summary = parse_kubelet_summary(SUMMARY).unwrap();
+        let mut alloc = kind_allocatable();
+        alloc.insert("worker-down".into(), Allocatable::default());
+        let nodes = node_usage_list(
+            &summary.node.into_iter().collect::<Vec<_>>(),
+            &alloc,
+            SortBy::Name,
+        );
+        assert_eq!(
+            serde_json::to_value(&nodes).unwrap(),
+            json!({"kind": "NodeUsageList", "items": [
+                {"name": "kind-control-plane", "cpuMillicores": 413, "memoryBytes": 1_847_599_104u64,
+                 "cpuPercent": 10, "memoryPercent": 22},
+                {"name": "worker-down"}
+            ]})
+        );
+
+        let pods = pod_usage_list(&summary.pods, SortBy::Memory);
+        let value = serde_json::to_value(&pods).unwrap();
+        assert_eq!(value["kind"], "PodUsageList");
+        assert_eq!(value["items"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            value["items"][0],
+            json!({"namespace": "kube-system", "name": "kube-apiserver-kind-control-plane",
+                   "cpuMillicores": 49, "memoryBytes": 268_435_456,
+                   "containers": [{"name": "kube-apiserver", "cpuMillicores": 49, "memoryBytes": 268_435_456}]})
+        );
+        let web = value["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "web-6c8f9b7d5-xk2lp")
+            .unwrap();
+        assert_eq!(
+            web,
+            &json!({"namespace": "default", "name": "web-6c8f9b7d5-xk2lp",
+            "cpuMillicores": 2, "memoryBytes": 8 * MI,
+            "containers": [
+                {"name": "nginx", "cpuMillicores": 1, "memoryBytes": 5 * MI},
+                {"name": "log-shipper", "cpuMillicores": 1, "memoryBytes": 3 * MI}
+            ]})
+        );
+    }
+
+    #[test]
+    fn allocatable_comes_from_the_node_status() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "8127824Ki"},
+                "allocatable": {"cpu": "3920m", "memory": "8025424Ki", "pods": "110"}
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            Allocatable::from_node(&node).unwrap(),
+            Allocatable {
+                cpu_nanocores: Some(3_920_000_000),
+                memory_bytes: Some(8_025_424 * 1024)
+            }
+        );
+        let capacity = node.status.as_ref().unwrap().capacity.as_ref().unwrap();
+        assert_eq!(
+            Allocatable::from_resources(capacity).unwrap().cpu_nanocores,
+            Some(4_000_000_000)
+        );
+        assert_eq!(
+            Allocatable::from_node(&Node::default()).unwrap(),
+            Allocatable::default()
+        );
+        let err = Allocatable::from_quantities(Some("lots"), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "allocatable cpu: invalid quantity \"lots\": expected a number such as 250m, 1.5, 512Mi or 1e3"
+        );
+    }
+}
