@@ -106,3 +106,55 @@ fn settings_reach_their_flags() {
     assert!(a.contains(&"--secure-port=8443".to_string()));
     assert_eq!(a.last().map(String::as_str), Some("--v=2"));
 }
+
+#[test]
+fn builtin_implementation_swaps_only_the_image() {
+    let upstream = render_with(Profile::Kind, &[]).objects;
+    let builtin = render_with(Profile::Kind, &["implementation=builtin"]).objects;
+    assert_eq!(
+        differences(&upstream, &builtin),
+        ["Deployment/kube-system/metrics-server/spec/template/spec/containers/0/image"]
+    );
+    let d = builtin.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    // The image scripts/build-metrics-server-image.sh builds and loads by default.
+    let script = std::fs::read_to_string(crate::util::repo_path(
+        "scripts/build-metrics-server-image.sh",
+    ))
+    .unwrap();
+    let default = script
+        .lines()
+        .find_map(|l| l.strip_prefix("image=${IMAGE:-"))
+        .and_then(|l| l.strip_suffix('}'))
+        .expect("the script sets a default image");
+    assert_eq!(image, format!("docker.io/{default}"));
+}
+
+/// The built-in server takes upstream's flag names, so the same args serve both
+/// implementations; every arg every profile renders must parse.
+#[test]
+fn every_rendered_arg_is_a_flag_of_the_builtin_server() {
+    let home = tempfile::tempdir().unwrap();
+    for profile in Profile::ALL {
+        for extra in [&[][..], &["hostNetwork.enabled=true"]] {
+            let mut sets = vec!["implementation=builtin"];
+            sets.extend_from_slice(extra);
+            let objects = render_with(profile, &sets).objects;
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_kaddons-metrics-server"))
+                .args(args(&objects))
+                .arg("--kubeconfig")
+                .arg(home.path().join("missing-kubeconfig"))
+                .env("HOME", home.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success());
+            assert!(
+                err.contains("missing-kubeconfig"),
+                "{profile} {extra:?}: the server should get past flag parsing to the kubeconfig: {err}"
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod cluster;
 mod e2e;
 mod hostile;
 mod metrics_api;
+mod metrics_server;
 mod profiles;
 mod snapshots;
 mod top;

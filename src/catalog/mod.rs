@@ -165,6 +165,9 @@ pub struct AddonDef {
     /// Top-level value keys whose contents are free-form Kubernetes structures.
     #[serde(default)]
     pub freeform: Vec<String>,
+    /// Value keys (dotted) restricted to a list of strings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub choices: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub profiles: BTreeMap<Profile, ProfileOverlay>,
 }
@@ -296,6 +299,7 @@ impl Addon {
         values::Schema {
             defaults: &self.def.values,
             freeform: &self.def.freeform,
+            choices: &self.def.choices,
         }
     }
 }
@@ -575,6 +579,9 @@ fn validate(addon: &Addon, dir_name: &str, label: &str, templates_label: &str) -
         }
     }
     let schema = addon.schema();
+    schema
+        .check_choices(&def.values)
+        .map_err(|e| invalid("values", e.to_string()))?;
     for (profile, overlay) in &def.profiles {
         for (i, patch) in overlay.patches.iter().enumerate() {
             let field = format!("profiles.{profile}.patches[{i}].values");
@@ -586,6 +593,7 @@ fn validate(addon: &Addon, dir_name: &str, label: &str, templates_label: &str) -
             }
             schema
                 .check(&patch.values)
+                .and_then(|()| schema.check_choices(&addon.profile_values(*profile)))
                 .map_err(|e| invalid(&field, e.to_string()))?;
         }
     }

@@ -27,6 +27,13 @@ pub enum ValuesError {
     BadSet { expr: String, problem: String },
     #[error("values must be a mapping of keys to values, not {found}")]
     NotAMapping { found: &'static str },
+    #[error("value \"{key}\" cannot be \"{value}\"{}; it is one of: {}", did_you_mean(.suggestion), .allowed.join(", "))]
+    NotAChoice {
+        key: String,
+        value: String,
+        allowed: Vec<String>,
+        suggestion: Option<String>,
+    },
 }
 
 /// What user values are checked against.
@@ -34,6 +41,8 @@ pub enum ValuesError {
 pub struct Schema<'a> {
     pub defaults: &'a Value,
     pub freeform: &'a [String],
+    /// Dotted keys whose string value must be one of a list.
+    pub choices: &'a std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Merges `overlay` into `base`: mappings merge key by key, anything else replaces.
@@ -86,6 +95,28 @@ fn describe(v: &Value) -> String {
 }
 
 impl Schema<'_> {
+    /// Checks the keys restricted to a list of values (e.g. `implementation`).
+    pub fn check_choices(&self, values: &Value) -> Result<(), ValuesError> {
+        for (key, allowed) in self.choices {
+            let pointer: String = key.split('.').map(|p| format!("/{p}")).collect();
+            if let Some(v) = values.pointer(&pointer) {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                if !allowed.contains(&text) {
+                    return Err(ValuesError::NotAChoice {
+                        key: key.clone(),
+                        suggestion: closest(&text, allowed.iter().map(String::as_str)),
+                        value: text,
+                        allowed: allowed.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn is_freeform(&self, path: &[String]) -> bool {
         path.first().is_some_and(|k| self.freeform.contains(k))
     }
@@ -370,9 +401,11 @@ mod tests {
     fn set(expr: &str) -> Result<Value, ValuesError> {
         let d = defaults();
         let f = freeform();
+        let c = Default::default();
         let schema = Schema {
             defaults: &d,
             freeform: &f,
+            choices: &c,
         };
         schema.parse_set(expr, &d)
     }
@@ -475,9 +508,11 @@ mod tests {
     fn check_accepts_known_keys_and_rejects_unknown_or_mistyped() {
         let d = defaults();
         let f = freeform();
+        let c = Default::default();
         let schema = Schema {
             defaults: &d,
             freeform: &f,
+            choices: &c,
         };
         schema
             .check(&json!({"hostNetwork": {"enabled": true}, "nodeSelector": {"a": {"b": 1}}}))
@@ -498,6 +533,30 @@ mod tests {
             .to_string();
         assert!(err.contains("extraArgs[]"), "{err}");
         assert!(schema.check(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn choices_are_enforced_with_a_suggestion() {
+        let d = json!({"implementation": "upstream"});
+        let f = Vec::new();
+        let c = std::collections::BTreeMap::from([(
+            "implementation".to_string(),
+            vec!["upstream".to_string(), "builtin".to_string()],
+        )]);
+        let schema = Schema {
+            defaults: &d,
+            freeform: &f,
+            choices: &c,
+        };
+        assert!(schema
+            .check_choices(&json!({"implementation": "builtin"}))
+            .is_ok());
+        let err = schema
+            .check_choices(&json!({"implementation": "built-in"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean \"builtin\""), "{err}");
+        assert!(err.contains("upstream, builtin"), "{err}");
     }
 
     #[test]

@@ -4,4 +4,7 @@
 pub mod api;
 pub mod decode;
 pub mod model;
+pub mod reviews;
+pub mod scrape;
+pub mod source;
 pub mod store;

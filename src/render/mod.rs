@@ -168,6 +168,12 @@ pub fn effective_values(addon: &Addon, req: &Request) -> Result<Value> {
             })?;
         merge(&mut values, &tree);
     }
+    schema
+        .check_choices(&values)
+        .map_err(|source| Error::Values {
+            origin: "values".into(),
+            source,
+        })?;
     Ok(values)
 }
 
