@@ -2,12 +2,14 @@
 
 mod util;
 
+mod apply;
 mod cli;
 mod cli_http;
 mod cluster;
 mod e2e;
 mod hostile;
 mod metrics_api;
+mod polish;
 mod profiles;
 mod snapshots;
 mod top;
