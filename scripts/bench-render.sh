@@ -9,7 +9,7 @@ for tool in hyperfine kubectl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install hyperfine; kubectl from your distribution)" >&2; exit 2; }
 done
 cargo build --release --locked --bin kaddons >&2
-bin=target/release/kaddons
+bin="${CARGO_TARGET_DIR:-target}/release/kaddons"
 # Both must produce the same number of objects for the comparison to mean anything.
 ours=$("$bin" render metrics-server --profile kind -q | grep -c '^kind:')
 theirs=$(kubectl kustomize scripts/bench-render | grep -c '^kind:')

@@ -1,13 +1,14 @@
 //! The command line: commands, flags and their help. Nothing here does any work; see
 //! `commands/` for that.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use kaddons::catalog::Profile;
+use kaddons::config::ProfileChoice;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -18,9 +19,12 @@ Examples:
   kaddons disable metrics-server                 # remove what kaddons created, nothing else
   kaddons render metrics-server --profile kind   # the manifests enable would apply, offline
   kaddons profile                                # which profile fits the current context, and why
+  kaddons apply -f addons.yaml --prune           # make the cluster's addons match a file
+  kaddons config set imageMirror cn              # a default for every command
 
 minikube habits work too: `kaddons addons enable metrics-server` is `kaddons enable metrics-server`.
 
+Settings: flag > KADDONS_* environment variable > config file (`kaddons config view`) > default.
 Exit codes: 0 success, 1 not ready or a check failed, 2 usage or other error.";
 
 /// minikube-style addons (metrics-server first) for any local Kubernetes cluster.
@@ -39,7 +43,8 @@ pub struct GlobalArgs {
     /// Kubeconfig file to use (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context to use (default: the current context).
+    /// Kubeconfig context to use (default: the current context) [env: KADDONS_CONTEXT;
+    /// config: context].
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
     /// Extra catalog directory (DIR/addons/<name>/addon.yaml, DIR/templates/<name>/); its
@@ -49,37 +54,21 @@ pub struct GlobalArgs {
     /// Output format for data on stdout.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Print only data and errors (no status lines or warnings).
+    /// Print only data and errors (no status lines, warnings or -v detail).
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More detail on stderr (repeat for more).
+    /// More detail on stderr: -v what kaddons does, -vv also every API request (KADDONS_LOG
+    /// takes a tracing filter instead, e.g. KADDONS_LOG=kube=trace).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
-    /// Upper bound for each API request (e.g. 10s, 1m).
+    /// Upper bound for each API request (e.g. 10s, 1m) [env: KADDONS_REQUEST_TIMEOUT; config:
+    /// requestTimeout].
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 }
 
-/// `10s`, `5m`, `1h`, `500ms`, or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 30s, 5m or 1h"))?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("\"{s}\" has an unknown unit; use ms, s, m or h")),
-    };
-    if d.is_zero() {
-        return Err("a duration must be more than zero".into());
-    }
-    Ok(d)
-}
+/// `10s`, `5m`, `1h`, `500ms`, or a number of seconds (shared with the config file).
+pub use kaddons::config::parse_duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -140,6 +129,80 @@ pub enum Command {
         after_help = "Examples:\n  kaddons profile\n  kaddons profile --context kind-dev -o json"
     )]
     Profile,
+    /// Make the cluster's addons match a file: enable each listed addon, prune the others.
+    #[command(
+        after_help = "Examples:\n  kaddons apply -f addons.yaml\n  kaddons apply -f addons.yaml --prune --dry-run\n  cat addons.yaml | kaddons apply -f -\n\nThe file (README, \"Bootstrap file\"):\n  apiVersion: kaddons.io/v1alpha1\n  kind: AddonSet\n  addons:\n    - name: metrics-server\n      profile: kind                     # optional, default auto\n      set: {kubeletInsecureTLS: true}   # values, like a --values file\n      imageMirror: cn                   # optional; or registry: HOST[:PORT]\n      images: {metrics-server: \":v0.8.0\"}\n\nExit codes: 0 applied and working (or nothing to do), 1 applied but not working within --timeout, 2 error."
+    )]
+    Apply(ApplyArgs),
+    /// Print a shell completion script (addon names included).
+    #[command(
+        after_help = "Examples:\n  kaddons completion bash > ~/.local/share/bash-completion/completions/kaddons\n  kaddons completion zsh > \"${fpath[1]}/_kaddons\"\n  kaddons completion fish > ~/.config/fish/completions/kaddons.fish"
+    )]
+    Completion(CompletionArgs),
+    /// Read or change the defaults in the config file (~/.config/kaddons/config.yaml).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kaddons config view\n  kaddons config set imageMirror cn\n  kaddons config get profile\n  kaddons config unset imageMirror\n\nKeys: profile, imageMirror, registry, requestTimeout, context.\nThe file is $KADDONS_CONFIG, else $XDG_CONFIG_HOME/kaddons/config.yaml, else ~/.config/kaddons/config.yaml.\nPrecedence: flag > KADDONS_* environment variable > config file > default."
+    )]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The addon set file; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also disable kaddons-managed addons that the file does not list.
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the plan and what would change per object (server-side dry run); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take over objects of listed addons that another installer created.
+    #[arg(long)]
+    pub force: bool,
+    /// Profile for entries that do not name one [env: KADDONS_PROFILE; config: profile].
+    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
+    pub profile: ProfileArg,
+    /// Registry for entries without imageMirror/registry [env: KADDONS_REGISTRY; config:
+    /// registry].
+    #[arg(long, value_name = "REGISTRY", conflicts_with = "image_mirror")]
+    pub registry: Option<String>,
+    /// Mirror preset for entries without imageMirror/registry [env: KADDONS_IMAGE_MIRROR;
+    /// config: imageMirror].
+    #[arg(long, value_name = "MIRROR")]
+    pub image_mirror: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the value the config file sets for KEY (exit code 1 when it sets none).
+    Get {
+        /// profile, imageMirror, registry, requestTimeout or context.
+        key: String,
+    },
+    /// Set KEY to VALUE in the config file (created when missing).
+    Set {
+        /// profile, imageMirror, registry, requestTimeout or context.
+        key: String,
+        value: String,
+    },
+    /// Remove KEY from the config file.
+    Unset {
+        /// profile, imageMirror, registry, requestTimeout or context.
+        key: String,
+    },
+    /// Every setting in effect, with where it comes from (flag, env, config or default).
+    View,
 }
 
 #[derive(Debug, Args)]
@@ -289,7 +352,8 @@ pub struct RenderArgs {
 /// How an addon is configured: shared by render and (later) enable.
 #[derive(Debug, Args)]
 pub struct ValuesArgs {
-    /// Cluster profile; `auto` detects it from the kubeconfig.
+    /// Cluster profile; `auto` detects it from the kubeconfig [env: KADDONS_PROFILE; config:
+    /// profile].
     #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
     pub profile: ProfileArg,
     /// Set a value: KEY.PATH=VALUE, typed like its default (see `kaddons info ADDON`).
@@ -299,13 +363,15 @@ pub struct ValuesArgs {
     /// YAML file of values, merged over the defaults and the profile. Repeatable.
     #[arg(long = "values", short = 'f', value_name = "FILE")]
     pub values_files: Vec<PathBuf>,
-    /// Pull every image of the addon from this registry (e.g. localhost:5000).
+    /// Pull every image of the addon from this registry (e.g. localhost:5000) [env:
+    /// KADDONS_REGISTRY; config: registry].
     #[arg(long, value_name = "REGISTRY", conflicts_with = "image_mirror")]
     pub registry: Option<String>,
     /// Replace one image: NAME=REF, or NAME=:TAG / NAME=@DIGEST to change only that.
     #[arg(long = "image", value_name = "NAME=REF")]
     pub images: Vec<String>,
-    /// Use a registry mirror preset for registry.k8s.io images (e.g. `cn`).
+    /// Use a registry mirror preset for registry.k8s.io images (e.g. `cn`) [env:
+    /// KADDONS_IMAGE_MIRROR; config: imageMirror].
     #[arg(long, value_name = "MIRROR")]
     pub image_mirror: Option<String>,
 }
@@ -332,13 +398,81 @@ impl ProfileArg {
     }
 }
 
+impl From<ProfileChoice> for ProfileArg {
+    fn from(c: ProfileChoice) -> Self {
+        match c {
+            ProfileChoice::Auto => ProfileArg::Auto,
+            ProfileChoice::Generic => ProfileArg::Generic,
+            ProfileChoice::Minikube => ProfileArg::Minikube,
+            ProfileChoice::Kind => ProfileArg::Kind,
+            ProfileChoice::Kubeadm => ProfileArg::Kubeadm,
+        }
+    }
+}
+
+impl From<ProfileArg> for ProfileChoice {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Auto => ProfileChoice::Auto,
+            ProfileArg::Generic => ProfileChoice::Generic,
+            ProfileArg::Minikube => ProfileChoice::Minikube,
+            ProfileArg::Kind => ProfileChoice::Kind,
+            ProfileArg::Kubeadm => ProfileChoice::Kubeadm,
+        }
+    }
+}
+
+/// The file name kubectl looks for to run `kubectl kaddons`.
+pub const PLUGIN_FILE_NAME: &str = "kubectl-kaddons";
+
+/// True when the binary was started as the kubectl plugin (kubectl runs `kubectl-kaddons`
+/// from PATH, so argv[0] names the link or copy, not `kaddons`).
+pub fn invoked_as_plugin(argv0: Option<&OsStr>) -> bool {
+    argv0
+        .and_then(|a| Path::new(a).file_stem())
+        .is_some_and(|stem| stem == PLUGIN_FILE_NAME)
+}
+
+/// The command definition, named `kubectl kaddons` in usage lines and examples when run as
+/// the kubectl plugin, so that what help suggests can be typed as is.
+pub fn command(plugin: bool) -> clap::Command {
+    let cmd = Cli::command();
+    if plugin {
+        as_plugin(
+            cmd.bin_name("kubectl kaddons")
+                .display_name("kubectl-kaddons"),
+        )
+    } else {
+        cmd
+    }
+}
+
+fn as_plugin(mut cmd: clap::Command) -> clap::Command {
+    if let Some(help) = cmd.get_after_help() {
+        let text = help
+            .to_string()
+            .replace("  kaddons ", "  kubectl kaddons ")
+            .replace("`kaddons ", "`kubectl kaddons ");
+        cmd = cmd.after_help(text);
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, as_plugin);
+    }
+    cmd
+}
+
 /// Global flags that take a value, so that their value is not mistaken for a command.
-const VALUE_FLAGS: [&str; 5] = [
+const VALUE_FLAGS: [&str; 6] = [
     "--kubeconfig",
     "--context",
     "--addons-dir",
     "--output",
     "-o",
+    "--request-timeout",
 ];
 
 /// Drops a leading `addons` command so that minikube's `addons list|enable|disable` spelling
@@ -365,7 +499,6 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     fn norm(args: &[&str]) -> Vec<String> {
         normalize_args(args.iter().map(OsString::from))
@@ -402,5 +535,19 @@ mod tests {
             ["kaddons", "render", "addons"]
         );
         assert_eq!(norm(&["kaddons", "addons"]), ["kaddons", "addons"]);
+    }
+
+    #[test]
+    fn plugin_name_is_recognised_from_argv0() {
+        assert!(invoked_as_plugin(Some(OsStr::new(
+            "/usr/local/bin/kubectl-kaddons"
+        ))));
+        assert!(invoked_as_plugin(Some(OsStr::new("kubectl-kaddons.exe"))));
+        assert!(!invoked_as_plugin(Some(OsStr::new("/usr/bin/kaddons"))));
+        assert!(!invoked_as_plugin(None));
+        let help = command(true).render_long_help().to_string();
+        assert!(help.contains("Usage: kubectl kaddons"), "{help}");
+        assert!(help.contains("  kubectl kaddons list"), "{help}");
+        command(true).debug_assert();
     }
 }

@@ -1,19 +1,27 @@
-//! The `kaddons` binary: parse, run, turn the outcome into an exit code. Nothing else.
+//! The `kaddons` binary: parse, resolve settings, run, turn the outcome into an exit code.
+//! Nothing else.
 
 mod cli;
 mod commands;
 mod printer;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use commands::ExitStatus;
 use printer::Printer;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(cli::normalize_args(std::env::args_os())) {
-        Ok(cli) => cli,
+    let args = cli::normalize_args(std::env::args_os());
+    // Installed or linked as kubectl-kaddons, the binary is `kubectl kaddons` in its help.
+    let plugin = cli::invoked_as_plugin(args.first().map(|a| a.as_os_str()));
+    let parsed = cli::command(plugin)
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors.
@@ -24,7 +32,26 @@ fn main() -> ExitCode {
             };
         }
     };
-    let printer = Printer::new(cli.global.quiet, cli.global.verbose);
+    let printer = Printer::new(cli.global.quiet);
+    let custom_filter = std::env::var("KADDONS_LOG").ok();
+    printer::init_tracing(
+        &printer,
+        &printer::log_filter(
+            cli.global.quiet,
+            cli.global.verbose,
+            custom_filter.as_deref(),
+        ),
+    );
+    // Flags, KADDONS_* variables and the config file are merged here, once; commands only
+    // read `cli`.
+    let settings = match settings::resolve(&mut cli, &matches, &|k| std::env::var_os(k)) {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    tracing::debug!(?settings.resolved, "settings");
     kaddons::cluster::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -36,7 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(commands::run(cli, &printer)) {
+    match runtime.block_on(commands::run(cli, &settings, &printer)) {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
         Ok(ExitStatus::Failure) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

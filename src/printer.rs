@@ -1,22 +1,23 @@
 //! Where output goes: data to stdout; status, warnings and errors to stderr. The only place
 //! that knows about terminals and colours (`NO_COLOR`, `--quiet`, `-v`).
+//!
+//! `-v` detail goes through `tracing` (see [`init_tracing`]), so that what kaddons says and
+//! what kube-client logs about its requests come out in one stream with one filter.
 
 use std::io::{self, IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
     quiet: bool,
-    verbose: u8,
     color: bool,
 }
 
 impl Printer {
-    pub fn new(quiet: bool, verbose: u8) -> Self {
+    pub fn new(quiet: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
         Printer {
             quiet,
-            verbose,
             color: !no_color && !dumb && io::stderr().is_terminal(),
         }
     }
@@ -40,11 +41,9 @@ impl Printer {
         }
     }
 
-    /// Detail shown with `-v`.
+    /// Detail shown with `-v` (an info event of target `kaddons`).
     pub fn debug(&self, msg: &str) {
-        if self.verbose > 0 && !self.quiet {
-            eprintln!("{}: {msg}", self.paint("debug", "2"));
-        }
+        tracing::info!("{msg}");
     }
 
     pub fn warn(&self, msg: &str) {
@@ -74,6 +73,36 @@ impl Printer {
             word.to_string()
         }
     }
+}
+
+/// The `-v` filter: nothing by default, kaddons' own detail with `-v`, kube-client's
+/// requests too with `-vv`, everything with `-vvv`; `KADDONS_LOG` (a tracing filter such as
+/// `kube=trace`) replaces it. `--quiet` silences it.
+pub fn log_filter(quiet: bool, verbose: u8, custom: Option<&str>) -> String {
+    match (quiet, custom.filter(|c| !c.trim().is_empty()), verbose) {
+        (true, _, _) => "off".into(),
+        (false, Some(c), _) => c.to_string(),
+        (false, None, 0) => "off".into(),
+        (false, None, 1) => "kaddons=info".into(),
+        (false, None, 2) => "kaddons=debug,kube=debug,kube_client=debug,tower_http=debug".into(),
+        (false, None, _) => "trace".into(),
+    }
+}
+
+/// Sends `tracing` events to stderr, coloured only when the printer colours.
+pub fn init_tracing(printer: &Printer, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    // An invalid KADDONS_LOG is reported once and replaced by the plain -v filter.
+    let env_filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: KADDONS_LOG is not a valid filter ({e}); ignoring it");
+        EnvFilter::new("kaddons=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(io::stderr)
+        .with_ansi(printer.color)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .try_init();
 }
 
 /// Left-aligned columns separated by three spaces, like kubectl's tables.
@@ -119,5 +148,14 @@ mod tests {
             ],
         );
         assert_eq!(t, "NAME     STATUS\na        ok\nlonger   x\n");
+    }
+
+    #[test]
+    fn verbosity_filters() {
+        assert_eq!(log_filter(false, 0, None), "off");
+        assert_eq!(log_filter(false, 1, None), "kaddons=info");
+        assert!(log_filter(false, 2, None).contains("kube_client=debug"));
+        assert_eq!(log_filter(true, 2, Some("trace")), "off");
+        assert_eq!(log_filter(false, 0, Some("kube=trace")), "kube=trace");
     }
 }

@@ -65,7 +65,7 @@ async fn fake_with(seed: Vec<Value>, funcs: Option<interceptor::Funcs>) -> Conne
     Connection::from_client(client, "fake", "https://fake.invalid")
 }
 
-async fn fake(seed: Vec<Value>) -> Connection {
+pub(crate) async fn fake(seed: Vec<Value>) -> Connection {
     let mut all = vec![aggregation_configmap()];
     all.extend(seed);
     fake_with(all, None).await

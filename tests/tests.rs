@@ -2,6 +2,7 @@
 
 mod util;
 
+mod apply;
 mod cli;
 mod cli_http;
 mod cluster;
@@ -9,6 +10,7 @@ mod e2e;
 mod hostile;
 mod metrics_api;
 mod metrics_server;
+mod polish;
 mod profiles;
 mod snapshots;
 mod top;

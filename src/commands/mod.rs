@@ -2,6 +2,9 @@
 //! [`ExitStatus`]; errors carry context for the user and become exit code 2 in `main`.
 
 pub mod aggregator;
+pub mod apply;
+pub mod completion;
+pub mod config;
 pub mod disable;
 pub mod doctor;
 pub mod enable;
@@ -21,6 +24,7 @@ use kaddons::profile::{detect, Detection, Evidence, Fact};
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat, ProfileArg};
 use crate::printer::Printer;
+use crate::settings::Settings;
 
 /// What a command reports through the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +35,7 @@ pub enum ExitStatus {
     Failure,
 }
 
-pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub async fn run(cli: Cli, settings: &Settings, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
     match &cli.command {
         Command::List => list::run(global, printer).await,
@@ -44,6 +48,9 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => render::run(global, args, printer).await,
         Command::Info(args) => info::run(global, args, printer),
         Command::Profile => profile::run(global, printer).await,
+        Command::Apply(args) => apply::run(global, args, printer).await,
+        Command::Completion(args) => completion::run(args, global, printer),
+        Command::Config(cmd) => config::run(global, cmd, settings, printer),
     }
 }
 
