@@ -707,3 +707,99 @@ async fn kube_source_maps_nodes_and_pods_from_the_api() {
     );
     assert!(selected.node_labels("cp").is_none());
 }
+
+/// The whole chain as the binary wires it: nodes and pods from an API (kube-fake-client) through
+/// `KubeSource`, scraped from fixture kubelets over HTTPS, served by the metrics API with the
+/// API's labels and only Running pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_from_the_api_are_scraped_and_served() {
+    use kaddons::metrics::source::{AddressConfig, KubeSource};
+    let s = setup();
+    let a = kubelet("node-a", Behavior::Healthy, s.ca.server_config()).await;
+    let b = kubelet("node-b", Behavior::Healthy, s.ca.server_config()).await;
+    let node = |name: &str, port: u16, zone: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"zone": zone}},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}
+            }
+        })
+    };
+    let pod = |name: &str, phase: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system", "labels": {"app": "etcd"}},
+            "spec": {"containers": [{"name": "etcd", "image": "x"}]},
+            "status": {"phase": phase}
+        })
+    };
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_runtime_objects(vec![
+            node("node-a", a.addr.port(), "east"),
+            node("node-b", b.addr.port(), "west"),
+            pod("node-a-etcd-e2e-control-plane", "Running"),
+            pod("node-b-etcd-e2e-control-plane", "Failed"),
+        ])
+        .build()
+        .await
+        .unwrap();
+    let source = Arc::new(KubeSource::start(
+        client,
+        None,
+        AddressConfig {
+            use_node_status_port: true,
+            ..AddressConfig::default()
+        },
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !source.is_synced() {
+        assert!(Instant::now() < deadline, "caches never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = Arc::new(SharedStore::new(Duration::from_secs(15)));
+    let scraper = Scraper::new(config(&s.ca_file), source.clone(), store.clone()).unwrap();
+    assert_eq!(scraper.scrape_once().await.succeeded().count(), 2);
+    assert_eq!(scraper.scrape_once().await.succeeded().count(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsSource::SelfSigned {
+            cert_dir: dir.path().join("certs"),
+            hosts: vec![],
+        },
+    );
+    cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
+        "admin-token".to_string(),
+        UserInfo::new("admin", &["system:masters"]),
+    )])));
+    let provider = Arc::new(LabeledProvider::new(store.clone(), source.clone()));
+    let server = start(cfg, provider).await.unwrap();
+    let (addr, ca) = (server.local_addr(), server.serving_ca_pem().to_string());
+    let (code, nodes) = get_json(
+        addr,
+        &ca,
+        "/apis/metrics.k8s.io/v1beta1/nodes?labelSelector=zone%3Dwest",
+        "admin-token",
+    )
+    .await;
+    assert_eq!(code, 200, "{nodes}");
+    let items = nodes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{nodes}");
+    assert_eq!(items[0]["metadata"]["name"], "node-b");
+    assert_eq!(items[0]["usage"]["cpu"], "66666666n");
+    let (code, pods) = get_json(
+        addr,
+        &ca,
+        "/apis/metrics.k8s.io/v1beta1/pods",
+        "admin-token",
+    )
+    .await;
+    assert_eq!(code, 200, "{pods}");
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the Running pod the API knows: {pods}");
+    assert_eq!(items[0]["metadata"]["labels"]["app"], "etcd");
+    server.shutdown().await;
+}
