@@ -18,13 +18,11 @@ use kaddons::metrics::api::{
     ServerConfig, ServerHandle, Target, TlsSource, UserInfo,
 };
 use kaddons::metrics::model::{ContainerUsage, MetricsProvider, NodeUsage, PodUsage};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
+
+use crate::pki::Ca;
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: data, PKI, server
@@ -98,44 +96,6 @@ impl MetricsProvider for FixedProvider {
             pod("default", "web-1", "x", 4_000_000, 31 * 1_048_576),
             pod("default", "db-0", "db", 100_000_000, 255 * 1_048_576),
         ]
-    }
-}
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(cn: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        Ca {
-            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// Client certificate (cert PEM, key PEM) with CN and O values.
-    fn client_cert(&self, cn: &str, orgs: &[&str]) -> (String, String) {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        // rcgen keeps one value per attribute type; the tests need at most one O.
-        if let Some(o) = orgs.first() {
-            p.distinguished_name.push(DnType::OrganizationName, *o);
-        }
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
     }
 }
 

@@ -23,13 +23,11 @@ use kaddons::metrics::model::MetricsProvider;
 use kaddons::metrics::scrape::{FetchError, KubeletVerify, ScrapeConfig, Scraper};
 use kaddons::metrics::source::{LabeledProvider, NodeTarget, PodMeta, StaticSource};
 use kaddons::metrics::store::SharedStore;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
+
+use crate::pki::Ca;
 use tokio::net::TcpListener;
 
 const FIXTURE: &str = include_str!("fixtures/kubelet-metrics-resource-kind-70pods.txt");
@@ -41,50 +39,6 @@ const STEP_CPU_S: f64 = 1.0;
 // ---------------------------------------------------------------------------------------------
 // PKI
 // ---------------------------------------------------------------------------------------------
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(cn: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        Ca {
-            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A serving certificate for 127.0.0.1.
-    fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, "kubelet");
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
-        )
-        .unwrap();
-        Arc::new(config)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixture kubelets

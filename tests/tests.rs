@@ -1,5 +1,6 @@
 //! The one integration-test binary; each module is one area.
 
+mod pki;
 mod util;
 
 mod apply;
