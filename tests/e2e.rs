@@ -12,8 +12,9 @@
 //!
 //! `KADDONS_E2E_PROFILE` (set by the scripts) is the profile detection must find.
 //!
-//! Not covered yet: `--set implementation=builtin` (kaddons' own metrics server as the addon's
-//! implementation) is not wired as an addon implementation, so there is no test for it here.
+//! `builtin_*` runs the same cycle with `--set implementation=builtin` (kaddons' own metrics
+//! server); the image must be loaded into the cluster first
+//! (scripts/build-metrics-server-image.sh, which the e2e scripts run when docker is there).
 
 use std::ffi::OsString;
 use std::process::{Command, Output};
@@ -123,7 +124,18 @@ fn assert_not_found(what: &str, out: &Output) {
 
 #[test]
 #[ignore = "needs cluster"]
-fn enable_top_status_list_disable() {
+fn upstream_enable_top_status_list_disable() {
+    cycle(&[]);
+}
+
+#[test]
+#[ignore = "needs cluster and the kaddons-metrics-server image loaded into it"]
+fn builtin_enable_top_status_list_disable() {
+    cycle(&["--set", "implementation=builtin"]);
+}
+
+/// enable (with `extra` flags) → kubectl top node → status → list → disable → nothing left.
+fn cycle(extra: &[&str]) {
     let cluster = Cluster::from_env();
 
     // Detection: the throwaway cluster is recognised for what it is.
@@ -152,9 +164,26 @@ fn enable_top_status_list_disable() {
         armed: true,
     };
     // Detected profile, default wait: exit 0 means the metrics API serves node metrics.
-    let enable = cluster.kaddons(&["enable", "metrics-server"]);
+    let mut args = vec!["enable", "metrics-server"];
+    args.extend_from_slice(extra);
+    let enable = cluster.kaddons(&args);
     assert_eq!(enable.status.code(), Some(0), "enable failed");
     assert!(text(&enable.stderr).contains("is enabled and working"));
+    let image = cluster.kubectl(&[
+        "-n",
+        "kube-system",
+        "get",
+        "deploy",
+        "metrics-server",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    let builtin = extra.contains(&"implementation=builtin");
+    assert_eq!(
+        text(&image.stdout).contains("kaddons/metrics-server"),
+        builtin,
+        "the Deployment runs the wrong implementation"
+    );
 
     // kubectl's own view. enable waited for the API to serve node metrics, so this should work
     // at once; a few retries absorb the API server's aggregated discovery catching up.
