@@ -37,52 +37,66 @@ struct Item {
     status_reason: String,
     /// Profile the enabled addon was applied with.
     profile: Option<String>,
+    /// The addon version the cluster runs (from kaddons' annotations), when it is enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied_version: Option<String>,
     source: String,
 }
 
 /// State of one addon as `list` shows it.
-async fn state_of(conn: &Connection, addon: &Addon) -> (String, String, Option<String>) {
+/// (status, reason, profile, applied addon version) of one addon.
+type State = (String, String, Option<String>, Option<String>);
+
+async fn state_of(conn: &Connection, addon: &Addon) -> State {
     let expected = match render::render(addon, &Request::new(Profile::Generic)) {
         Ok(r) => r.objects,
-        Err(e) => return ("unknown".into(), format!("cannot render: {e}"), None),
+        Err(e) => return ("unknown".into(), format!("cannot render: {e}"), None, None),
     };
     match addon_status(conn, addon, &expected).await {
-        Ok(s) => (s.state.as_str().to_string(), s.reason(), s.profile),
-        Err(e) => ("unknown".into(), e.to_string(), None),
+        Ok(s) => (
+            s.state.as_str().to_string(),
+            s.reason(),
+            s.profile,
+            s.addon_version,
+        ),
+        Err(e) => ("unknown".into(), e.to_string(), None, None),
     }
 }
 
 pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let catalog = load_catalog(global)?;
     let addons: Vec<&Addon> = catalog.addons().collect();
-    let states: Vec<(String, String, Option<String>)> = match connect(global).await {
+    let states: Vec<State> = match connect(global).await {
         Ok(conn) => join_all(addons.iter().map(|a| state_of(&conn, a))).await,
         Err(e) => addons
             .iter()
-            .map(|_| ("unknown".to_string(), e.to_string(), None))
+            .map(|_| ("unknown".to_string(), e.to_string(), None, None))
             .collect(),
     };
     // One notice, not one per addon, when the cluster could not be asked.
-    if let Some((_, reason, _)) = states.iter().find(|(s, _, _)| s == "unknown") {
+    if let Some((_, reason, _, _)) = states.iter().find(|(s, ..)| s == "unknown") {
         printer.warn(&format!("cluster state unknown: {reason}"));
     }
     let items: Vec<Item> = addons
         .iter()
         .zip(states)
-        .map(|(a, (status, status_reason, profile))| Item {
-            name: a.def.name.clone(),
-            version: a.def.upstream.version.clone(),
-            addon_version: a.def.version.clone(),
-            description: a.def.description.clone(),
-            status_reason: if status == "unknown" {
-                "no cluster".into()
-            } else {
-                status_reason
+        .map(
+            |(a, (status, status_reason, profile, applied_version))| Item {
+                name: a.def.name.clone(),
+                version: a.def.upstream.version.clone(),
+                addon_version: a.def.version.clone(),
+                description: a.def.description.clone(),
+                status_reason: if status == "unknown" {
+                    "no cluster".into()
+                } else {
+                    status_reason
+                },
+                status,
+                profile,
+                applied_version,
+                source: a.source.to_string(),
             },
-            status,
-            profile,
-            source: a.source.to_string(),
-        })
+        )
         .collect();
     let text = match global.output {
         OutputFormat::Text => {
@@ -94,9 +108,16 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
                     } else {
                         format!("{} ({})", i.status, i.status_reason)
                     };
+                    // An enabled addon applied by another kaddons version says so.
+                    let version = match &i.applied_version {
+                        Some(v) if *v != i.addon_version => {
+                            format!("{} (applied {v})", i.version)
+                        }
+                        _ => i.version.clone(),
+                    };
                     vec![
                         i.name.clone(),
-                        i.version.clone(),
+                        version,
                         i.profile.clone().unwrap_or_else(|| "-".into()),
                         i.description.clone(),
                         status,
