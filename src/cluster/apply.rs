@@ -72,6 +72,7 @@ pub struct ObjectChange {
 
 /// Outcome of enable or disable, one line per object.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub dry_run: bool,
     pub changes: Vec<ObjectChange>,
