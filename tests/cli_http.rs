@@ -812,3 +812,33 @@ fn enable_dry_run_sends_dry_run_all_and_prints_would_create() {
     assert!(stdout.contains("APIService v1beta1.metrics.k8s.io would create"));
     assert!(!r.stderr().contains(" created"), "{}", r.stderr());
 }
+
+#[test]
+fn enable_json_report_has_the_documented_shape() {
+    let server = ApiServer::start(Behaviour::Reply(Arc::new(minimal_api)));
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(home.path());
+    let r = run(
+        home.path(),
+        &kubeconfig,
+        &[
+            "enable",
+            "metrics-server",
+            "--profile",
+            "kind",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr());
+    let v: Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["dryRun"], true, "{v}");
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 9, "{v}");
+    assert_eq!(
+        changes[0]["object"],
+        "ServiceAccount kube-system/metrics-server"
+    );
+    assert_eq!(changes[0]["change"], "created");
+}
