@@ -10,6 +10,7 @@ mod cluster;
 mod e2e;
 mod hostile;
 mod metrics_api;
+mod metrics_faults;
 mod metrics_server;
 mod polish;
 mod profiles;

@@ -50,4 +50,18 @@ pub trait MetricsProvider: Send + Sync + 'static {
     fn nodes(&self) -> Vec<NodeUsage>;
     /// Every pod with a usable window, in no particular order.
     fn pods(&self) -> Vec<PodUsage>;
+
+    /// One node by name. The default scans [`MetricsProvider::nodes`]; providers with an index
+    /// override it, so that a single GET does not cost a full listing.
+    fn node(&self, name: &str) -> Option<NodeUsage> {
+        self.nodes().into_iter().find(|n| n.name == name)
+    }
+
+    /// One pod by namespace and name. The default scans [`MetricsProvider::pods`]; the store
+    /// overrides it with a hash lookup (at 150,000 pods a scan costs a full listing per GET).
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodUsage> {
+        self.pods()
+            .into_iter()
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
 }

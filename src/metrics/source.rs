@@ -339,6 +339,20 @@ where
             })
             .collect()
     }
+
+    fn node(&self, name: &str) -> Option<NodeUsage> {
+        let labels = self.meta.node_labels(name)?;
+        let mut n = self.inner.node(name)?;
+        n.labels = labels;
+        Some(n)
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodUsage> {
+        let meta = self.meta.pod(namespace, name).filter(|m| m.running)?;
+        let mut p = self.inner.pod(namespace, name)?;
+        p.labels = meta.labels;
+        Some(p)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -416,6 +416,24 @@ impl MetricsProvider for Store {
         }
         out
     }
+
+    fn node(&self, name: &str) -> Option<NodeUsage> {
+        let n = self.nodes.get(name)?;
+        let (cpu_nanocores, window) = rate(n.last, n.prev?)?;
+        Some(NodeUsage {
+            name: name.to_string(),
+            labels: labels(),
+            timestamp: ms_to_time(n.last.ms.get()),
+            window,
+            cpu_nanocores,
+            memory_bytes: n.memory,
+        })
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodUsage> {
+        let p = self.pods.get(namespace)?.get(name)?;
+        pod_usage(namespace, name, &p.containers)
+    }
 }
 
 /// A pod's usage if every container has a rate. Like upstream, the pod's time and window
@@ -495,6 +513,20 @@ impl MetricsProvider for SharedStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .pods()
+    }
+
+    fn node(&self, name: &str) -> Option<NodeUsage> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .node(name)
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodUsage> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pod(namespace, name)
     }
 }
 

@@ -408,9 +408,9 @@ fn nodes(
 ) -> Resp {
     let now = SystemTime::now();
     let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
-    let mut all = state.provider.nodes();
     if let Some(name) = name {
-        let Some(node) = all.into_iter().find(|n| n.name == name) else {
+        // A lookup, not a listing: one GET must not cost a full read of the store.
+        let Some(node) = state.provider.node(name) else {
             return status(&Status::not_found("nodes", name));
         };
         let obj = NodeMetrics::from_usage(&node, now);
@@ -423,6 +423,7 @@ fn nodes(
         Ok(s) => s,
         Err(e) => return bad_selector(e),
     };
+    let mut all = state.provider.nodes();
     all.retain(|n| labels.matches(&n.labels) && fields.matches(&n.name, ""));
     all.sort_by(|a, b| a.name.cmp(&b.name));
     let items: Vec<_> = all
@@ -449,12 +450,8 @@ fn pods(
 ) -> Resp {
     let now = SystemTime::now();
     let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
-    let mut all = state.provider.pods();
     if let (Some(ns), Some(name)) = (namespace, name) {
-        let Some(pod) = all
-            .into_iter()
-            .find(|p| p.namespace == ns && p.name == name)
-        else {
+        let Some(pod) = state.provider.pod(ns, name) else {
             return status(&Status::not_found("pods", name));
         };
         let obj = PodMetrics::from_usage(&pod, now);
@@ -467,6 +464,7 @@ fn pods(
         Ok(s) => s,
         Err(e) => return bad_selector(e),
     };
+    let mut all = state.provider.pods();
     all.retain(|p| {
         namespace.is_none_or(|ns| p.namespace == ns)
             && labels.matches(&p.labels)
