@@ -7,7 +7,9 @@
 //! * every node's request runs in its own task, under a bounded semaphore (a thousand nodes
 //!   must not mean a thousand simultaneous TLS handshakes);
 //! * each request has one timeout over connect, TLS handshake, headers **and body**, and the
-//!   whole cycle has a deadline of one resolution, so the cycle always ends;
+//!   whole cycle has a deadline of one request timeout from its start (capped at one
+//!   resolution), staggered start included, so the cycle always ends and a healthy node's
+//!   stored sample is never older than resolution + timeout, even next to hanging kubelets;
 //! * a body larger than the cap fails that node as soon as the cap is crossed (read in frames,
 //!   never allocated whole), whether or not it announced its length;
 //! * a payload that does not decode fails only that node, and a failed node is left out of the
@@ -131,14 +133,16 @@ pub struct ScrapeConfig {
 
 impl ScrapeConfig {
     /// Defaults for a resolution: 10 s timeout, 16 concurrent, 32 MiB, stagger a quarter of
-    /// the resolution, system roots, no client certificate, no token.
+    /// the resolution or of the timeout, whichever is shorter (the stagger is spent inside the
+    /// cycle deadline, so a late-starting node must keep most of its timeout), system roots,
+    /// no client certificate, no token.
     pub fn new(metric_resolution: Duration) -> Self {
         ScrapeConfig {
             metric_resolution,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            stagger: metric_resolution / 4,
+            stagger: metric_resolution.min(DEFAULT_REQUEST_TIMEOUT) / 4,
             verify: KubeletVerify::SystemRoots,
             client_cert: None,
             token: BearerToken::None,
@@ -643,12 +647,19 @@ impl Scraper {
     }
 
     /// One cycle: scrape every target concurrently (bounded, staggered, each with its
-    /// timeout), then store the successful batches. Always finishes within the metric
-    /// resolution plus scheduling slack.
+    /// timeout), then store the successful batches. Always finishes within the request
+    /// timeout (at most the metric resolution) plus scheduling slack: the batches are stored
+    /// when the slowest node ends, so this bound is what keeps healthy nodes' data fresh.
     pub async fn scrape_once(&self) -> CycleReport {
         let inner = &self.inner;
         let start = Instant::now();
-        let deadline = tokio::time::Instant::from_std(start + inner.config.metric_resolution);
+        let budget = inner
+            .config
+            .request_timeout
+            .min(inner.config.metric_resolution);
+        let deadline = tokio::time::Instant::from_std(start + budget);
+        // Starts spread at most over half the budget, so the last node keeps half its timeout.
+        let spread = inner.config.stagger.min(budget / 2);
         let mut targets = inner.source.nodes();
         targets.sort_by(|a, b| a.name.cmp(&b.name));
         targets.dedup_by(|a, b| a.name == b.name);
@@ -662,15 +673,17 @@ impl Scraper {
             let this = self.clone();
             let semaphore = semaphore.clone();
             let token = token.clone();
-            let delay = stagger_offset(&target.name, inner.config.stagger);
+            let delay = stagger_offset(&target.name, spread);
             tasks.spawn(async move {
                 let timeout = this.inner.config.request_timeout;
                 let mut started = Instant::now();
+                let mut in_flight = false;
                 let result = tokio::time::timeout_at(deadline, async {
                     tokio::time::sleep(delay).await;
                     // The semaphore is never closed; a failure here would only mean "no limit".
                     let _permit = semaphore.acquire().await.ok();
                     started = Instant::now();
+                    in_flight = true;
                     let request_time = SystemTime::now();
                     let body = tokio::time::timeout(
                         timeout,
@@ -680,8 +693,14 @@ impl Scraper {
                     .map_err(|_| FetchError::Timeout(timeout))??;
                     Ok::<_, FetchError>(decode(&body, request_time)?)
                 })
-                .await
-                .unwrap_or(Err(FetchError::Deadline));
+                .await;
+                // The cycle deadline ending a request that was under way is that node timing
+                // out; one that never got to start is the cycle running out of time.
+                let result = match result {
+                    Ok(r) => r,
+                    Err(_) if in_flight => Err(FetchError::Timeout(timeout)),
+                    Err(_) => Err(FetchError::Deadline),
+                };
                 (target.name, result, started.elapsed())
             });
         }
