@@ -263,25 +263,29 @@ async fn respond<B>(
             let Some(repr) = negotiate_resource(accept) else {
                 return not_acceptable();
             };
-            let (provider, name) = (state.provider.clone(), name.clone());
-            off_the_workers(move || nodes(&*provider, name.as_deref(), &query, repr)).await
+            if name.is_some() {
+                // A lookup is cheap: answer it here, never behind a queued listing.
+                return nodes(&*state.provider, name.as_deref(), &query, repr);
+            }
+            let provider = state.provider.clone();
+            off_the_workers(move || nodes(&*provider, None, &query, repr)).await
         }
         Route::Pods { namespace, name } => {
             let Some(repr) = negotiate_resource(accept) else {
                 return not_acceptable();
             };
-            let (provider, namespace, name) =
-                (state.provider.clone(), namespace.clone(), name.clone());
-            off_the_workers(move || {
-                pods(
-                    &*provider,
+            if name.is_some() {
+                return pods(
+                    &*state.provider,
                     namespace.as_deref(),
                     name.as_deref(),
                     &query,
                     repr,
-                )
-            })
-            .await
+                );
+            }
+            let (provider, namespace) = (state.provider.clone(), namespace.clone());
+            off_the_workers(move || pods(&*provider, namespace.as_deref(), None, &query, repr))
+                .await
         }
         Route::Unknown => status(&Status::failure(
             404,
@@ -291,10 +295,17 @@ async fn respond<B>(
     }
 }
 
-/// Runs a read of the store on the blocking pool. Listing 150,000 pods costs about a second of
-/// CPU; on the async workers that would starve the scraper (whose cycle deadline then cuts
-/// healthy nodes), so metric reads never run there.
+/// Listings running at once. Each builds a full copy of what it serves, so more of them only
+/// multiply memory (and the allocator's per-thread arenas) without answering faster on two
+/// cores.
+static LISTINGS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Runs a listing on the blocking pool, two at a time. Listing 150,000 pods costs about a second
+/// of CPU; on the async workers that would starve the scraper (whose cycle deadline then cuts
+/// healthy nodes), so listings never run there.
 async fn off_the_workers(read: impl FnOnce() -> Resp + Send + 'static) -> Resp {
+    // The semaphore is never closed; a failure would only mean "no limit".
+    let _permit = LISTINGS.acquire().await.ok();
     tokio::task::spawn_blocking(read).await.unwrap_or_else(|_| {
         status(&Status::failure(
             500,
