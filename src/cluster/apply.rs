@@ -64,6 +64,23 @@ pub enum Change {
     Deleted,
 }
 
+impl Change {
+    /// How a report line says it: `created`, or `would create` in a dry run.
+    pub fn verb(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Change::Created, false) => "created",
+            (Change::Created, true) => "would create",
+            (Change::Configured, false) => "configured",
+            (Change::Configured, true) => "would configure",
+            (Change::Unchanged, _) => "unchanged",
+            (Change::Pruned, false) => "pruned",
+            (Change::Pruned, true) => "would prune",
+            (Change::Deleted, false) => "deleted",
+            (Change::Deleted, true) => "would delete",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectChange {
     pub object: String,

@@ -111,20 +111,6 @@ pub async fn run(
     wait_all(&conn, &catalog, &results, args, printer).await
 }
 
-fn verb(change: Change, dry_run: bool) -> &'static str {
-    match (change, dry_run) {
-        (Change::Created, false) => "created",
-        (Change::Created, true) => "would create",
-        (Change::Configured, false) => "configured",
-        (Change::Configured, true) => "would configure",
-        (Change::Unchanged, _) => "unchanged",
-        (Change::Pruned, false) => "pruned",
-        (Change::Pruned, true) => "would prune",
-        (Change::Deleted, false) => "deleted",
-        (Change::Deleted, true) => "would delete",
-    }
-}
-
 /// Per object: on stdout for a dry run (the answer asked for), as status otherwise. Then one
 /// summary line per addon.
 fn print_text(printer: &Printer, results: &[AddonResult], dry_run: bool) -> anyhow::Result<()> {
@@ -133,7 +119,7 @@ fn print_text(printer: &Printer, results: &[AddonResult], dry_run: bool) -> anyh
             printer.warn(&format!("{}: {w}", r.addon));
         }
         for c in &r.changes {
-            let line = format!("{}: {} {}", r.addon, c.object, verb(c.change, dry_run));
+            let line = format!("{}: {} {}", r.addon, c.object, c.change.verb(dry_run));
             if dry_run {
                 printer.data(&(line + "\n"))?;
             } else {
@@ -153,7 +139,7 @@ fn print_text(printer: &Printer, results: &[AddonResult], dry_run: bool) -> anyh
             ] {
                 let n = r.changes.iter().filter(|c| c.change == change).count();
                 if n > 0 {
-                    counts.push(format!("{n} {}", verb(change, dry_run)));
+                    counts.push(format!("{n} {}", change.verb(dry_run)));
                 }
             }
             format!("{} ({})", r.action.as_str(), counts.join(", "))

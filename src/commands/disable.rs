@@ -3,10 +3,11 @@
 
 use kaddons::cluster::apply;
 
-use crate::cli::{DisableArgs, GlobalArgs, OutputFormat};
+use crate::cli::{DisableArgs, GlobalArgs};
 use crate::printer::Printer;
 
-use super::{connect, load_catalog, structured, ExitStatus};
+use super::enable::print_report;
+use super::{connect, load_catalog, ExitStatus};
 
 pub async fn run(
     global: &GlobalArgs,
@@ -17,30 +18,13 @@ pub async fn run(
     let addon = catalog.get(&args.addon)?;
     let conn = connect(global).await?;
     let report = apply::disable(&conn, addon, args.dry_run).await?;
-    if global.output != OutputFormat::Text {
-        printer.data(&structured(global.output, &report)?)?;
-    }
+    print_report(global, printer, &report)?;
     if report.changes.is_empty() {
         printer.status(&format!(
             "{} is not enabled (no objects managed by kaddons); nothing to do",
             addon.name()
         ));
         return Ok(ExitStatus::Success);
-    }
-    if global.output == OutputFormat::Text {
-        for c in &report.changes {
-            let verb = if args.dry_run {
-                "would delete"
-            } else {
-                "deleted"
-            };
-            let line = format!("{} {verb}", c.object);
-            if args.dry_run {
-                printer.data(&(line + "\n"))?;
-            } else {
-                printer.status(&line);
-            }
-        }
     }
     if args.dry_run || args.wait.no_wait {
         return Ok(ExitStatus::Success);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Node;
-use kaddons::cluster::apply::{self, Change, EnableOptions, Report};
+use kaddons::cluster::apply::{self, EnableOptions, Report};
 use kaddons::cluster::client::Connection;
 use kaddons::cluster::diagnose::{self, Finding, Severity};
 use kaddons::cluster::observe::{observe, ApiLogs};
@@ -129,22 +129,13 @@ pub fn print_findings(printer: &Printer, findings: &[Finding]) {
     }
 }
 
-fn print_report(global: &GlobalArgs, printer: &Printer, report: &Report) -> anyhow::Result<()> {
+/// One line per object (stdout in a dry run, where it is the answer; status otherwise), or the
+/// report as JSON/YAML. Shared by enable and disable.
+pub fn print_report(global: &GlobalArgs, printer: &Printer, report: &Report) -> anyhow::Result<()> {
     match global.output {
         OutputFormat::Text => {
             for c in &report.changes {
-                let verb = match (c.change, report.dry_run) {
-                    (Change::Created, false) => "created",
-                    (Change::Created, true) => "would create",
-                    (Change::Configured, false) => "configured",
-                    (Change::Configured, true) => "would configure",
-                    (Change::Unchanged, _) => "unchanged",
-                    (Change::Pruned, false) => "pruned",
-                    (Change::Pruned, true) => "would prune",
-                    (Change::Deleted, false) => "deleted",
-                    (Change::Deleted, true) => "would delete",
-                };
-                let line = format!("{} {verb}", c.object);
+                let line = format!("{} {}", c.object, c.change.verb(report.dry_run));
                 if report.dry_run {
                     printer.data(&(line + "\n"))?;
                 } else {
