@@ -9,22 +9,16 @@
 //! scripts/bench-scale.sh.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use kaddons::metrics::api::auth::fakes::StaticTokens;
 use kaddons::metrics::api::{start, ServerConfig, TlsSource, UserInfo};
 use kaddons::metrics::model::MetricsProvider;
 use kaddons::metrics::scrape::{KubeletVerify, ScrapeConfig, Scraper};
 use kaddons::metrics::source::{LabeledProvider, NodeTarget, PodMeta, StaticSource};
 use kaddons::metrics::store::SharedStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 
 #[allow(dead_code)]
 #[path = "kubelet_fleet.rs"]
@@ -63,39 +57,6 @@ fn expected_kind(mode: Mode) -> Option<&'static str> {
         Mode::Huge => Some("too_large"),
         Mode::BadCert => Some("tls"),
     }
-}
-
-/// GET with a bearer token over TLS; returns (status, body).
-async fn get(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Bytes) {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("authorization", format!("Bearer {token}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let code = resp.status().as_u16();
-    (code, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +138,8 @@ async fn one_node_per_fault_mode_affects_only_itself() {
         if cycle > 0 {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let asked = Instant::now();
-            let (code, body) = get(addr, &ca, "/apis/metrics.k8s.io/v1beta1/nodes", "t").await;
+            let (code, body) =
+                crate::pki::https_get(addr, &ca, "/apis/metrics.k8s.io/v1beta1/nodes", "t").await;
             assert_eq!(code, 200);
             assert!(asked.elapsed() < TIMEOUT, "API blocked by the scrape cycle");
             let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -245,7 +207,7 @@ async fn one_node_per_fault_mode_affects_only_itself() {
         .find(|n| n.mode == Mode::Healthy)
         .map(|n| (n.name.clone(), n.addr))
         .unwrap();
-    let (code, body) = get(port, &fleet.ca_pem, "/stats/summary", "").await;
+    let (code, body) = crate::pki::https_get(port, &fleet.ca_pem, "/stats/summary", "").await;
     assert_eq!(code, 200);
     let summary = kaddons::top::parse_kubelet_summary(&body).unwrap();
     assert_eq!(summary.node.map(|n| n.name), Some(name));

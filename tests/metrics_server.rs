@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use kaddons::metrics::api::auth::fakes::StaticTokens;
@@ -23,8 +23,6 @@ use kaddons::metrics::model::MetricsProvider;
 use kaddons::metrics::scrape::{FetchError, KubeletVerify, ScrapeConfig, Scraper};
 use kaddons::metrics::source::{LabeledProvider, NodeTarget, PodMeta, StaticSource};
 use kaddons::metrics::store::SharedStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 use crate::pki::Ca;
@@ -433,35 +431,7 @@ async fn insecure_tls_accepts_any_certificate_and_system_roots_reject_test_ca() 
 
 /// Sends a bearer token and returns (status, JSON body).
 async fn get_json(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Value) {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("authorization", format!("Bearer {token}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let code = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let (code, body) = crate::pki::https_get(addr, ca_pem, path, token).await;
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 

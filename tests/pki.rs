@@ -1,14 +1,20 @@
 //! A test certificate authority (rcgen) for the servers and clients the tests run on
-//! 127.0.0.1: kubelets, the metrics API, its clients.
+//! 127.0.0.1 (kubelets, the metrics API, its clients), and a plain HTTPS GET with a bearer
+//! token for talking to those servers.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 pub struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
@@ -67,4 +73,37 @@ impl Ca {
         .unwrap();
         Arc::new(config)
     }
+}
+
+/// GET `path` over TLS (trusting `ca_pem`) with a bearer token; returns (status, body).
+pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Bytes) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.into_body().collect().await.unwrap().to_bytes())
 }
