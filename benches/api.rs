@@ -11,14 +11,16 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use kaddons::metrics::api::auth::fakes::StaticTokens;
 use kaddons::metrics::api::{start, ServerConfig, TlsSource, UserInfo};
 use kaddons::metrics::decode::decode;
 use kaddons::metrics::model::MetricsProvider;
 use kaddons::metrics::store::SharedStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+
+/// The tests' TLS helpers (test CA, kept-alive HTTPS connection), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../tests/pki.rs"]
+mod pki;
 
 const NODES: usize = 5000;
 const PODS_PER_NODE: usize = 30;
@@ -74,26 +76,7 @@ struct Client {
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr, ca_pem: &str) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let sender = pki::connect(addr, ca_pem).await;
         Client {
             sender,
             host: addr.to_string(),

@@ -75,8 +75,11 @@ impl Ca {
     }
 }
 
-/// GET `path` over TLS (trusting `ca_pem`) with a bearer token; returns (status, body).
-pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Bytes) {
+/// An HTTP/1.1 connection over TLS to `addr`, trusting `ca_pem` (kept alive for many requests).
+pub async fn connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -93,10 +96,16 @@ pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) 
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .unwrap();
     tokio::spawn(conn);
+    sender
+}
+
+/// GET `path` over TLS (trusting `ca_pem`) with a bearer token; returns (status, body).
+pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Bytes) {
+    let mut sender = connect(addr, ca_pem).await;
     let req = hyper::Request::builder()
         .uri(path)
         .header("host", addr.to_string())
