@@ -6,8 +6,8 @@
 #   scripts/bench-scale.sh 100 1000        # only these sizes (no fault run)
 #   FAULT_ONLY=1 scripts/bench-scale.sh    # only the fault run (1,000 nodes, 1% per fault mode)
 #
-# Per size: the fleet (examples/kubelet_fleet.rs, its own process) and the server harness
-# (examples/metrics_harness.rs: Scraper + SharedStore + LabeledProvider + api::start, 15 s
+# Per size: the fleet (crates/metrics-server/examples/kubelet_fleet.rs, its own process) and the server harness
+# (crates/metrics-server/examples/metrics_harness.rs: Scraper + SharedStore + LabeledProvider + api::start, 15 s
 # resolution) run for CYCLES cycles. Cycles 1-2 warm up (TLS handshakes, first rates);
 # CPU per period comes from cycles 3-5, before any API load; then wrk loads the API from a
 # second process during the last cycles (get one pod, then list all pods). Everything is
@@ -31,7 +31,7 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install -y wrk)" >&2
 command -v jq >/dev/null || { echo "jq is needed (apt-get install -y jq)" >&2; exit 1; }
 [ "$cycles" -ge 6 ] || { echo "CYCLES must be at least 6" >&2; exit 1; }
 
-cargo build --release --example kubelet_fleet --example metrics_harness >&2
+cargo build --release --locked -p kaddons-metrics-server --example kubelet_fleet --example metrics_harness >&2
 fleet_bin=$target/release/examples/kubelet_fleet
 harness_bin=$target/release/examples/metrics_harness
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

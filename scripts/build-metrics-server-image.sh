@@ -40,7 +40,7 @@ case "$target" in
 esac
 
 echo "building $image" >&2
-DOCKER_BUILDKIT=1 "$docker" build --file Dockerfile --tag "$image" .
+DOCKER_BUILDKIT=1 "$docker" build --file crates/metrics-server/Dockerfile --tag "$image" .
 
 case "$target" in
   kind)

@@ -58,7 +58,7 @@ else
 fi
 kubectl config use-context "$context" >&2
 
-cargo build --locked >&2
+cargo build --workspace --locked >&2
 # The tests refuse to run without KADDONS_E2E=1 (they change the cluster they point at).
 export KADDONS_E2E=1 KADDONS_E2E_PROFILE=kind
 cargo test --locked --test tests e2e::upstream -- --ignored --test-threads=1

@@ -56,7 +56,7 @@ if minikube addons list -p "$cluster" 2>/dev/null | grep -E '^\| metrics-server 
 fi
 kubectl config use-context "$cluster" >&2
 
-cargo build --locked >&2
+cargo build --workspace --locked >&2
 # The tests refuse to run without KADDONS_E2E=1 (they change the cluster they point at).
 export KADDONS_E2E=1 KADDONS_E2E_PROFILE=minikube
 cargo test --locked --test tests e2e::upstream -- --ignored --test-threads=1

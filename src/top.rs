@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde::{Deserialize, Serialize};
 
-pub use crate::metrics::model::ContainerUsage;
+pub use kaddons_model::usage::ContainerUsage;
 
 // ---------------------------------------------------------------------------------------------
 // Errors

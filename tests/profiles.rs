@@ -137,12 +137,14 @@ fn builtin_implementation_swaps_only_the_image() {
 #[test]
 fn every_rendered_arg_is_a_flag_of_the_builtin_server() {
     let home = tempfile::tempdir().unwrap();
+    let server =
+        kaddons_testkit::bins::workspace_bin("kaddons-metrics-server", "kaddons-metrics-server");
     for profile in Profile::ALL {
         for extra in [&[][..], &["hostNetwork.enabled=true"]] {
             let mut sets = vec!["implementation=builtin"];
             sets.extend_from_slice(extra);
             let objects = render_with(profile, &sets).objects;
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_kaddons-metrics-server"))
+            let out = std::process::Command::new(&server)
                 .args(args(&objects))
                 .arg("--kubeconfig")
                 .arg(home.path().join("missing-kubeconfig"))

@@ -160,3 +160,16 @@ fn json_output_has_the_documented_shape() {
     assert_eq!(v["items"][0]["name"], "kind-control-plane");
     assert_eq!(v["items"][0]["cpuPercent"], 10);
 }
+
+/// The kubelet fleet simulator's Summary API (what the metrics server tests and the scale
+/// harness serve) parses as `kaddons top` reads a real kubelet's.
+#[test]
+fn fleet_simulator_summary_parses_as_top_reads_it() {
+    let body = kaddons_testkit::fleet::summary_payload(3, 12, 30.0, 1_700_000_000.0, 120.0);
+    let summary = kaddons::top::parse_kubelet_summary(&body).unwrap();
+    assert_eq!(
+        summary.node.map(|n| n.name),
+        Some(kaddons_testkit::fleet::node_name(3))
+    );
+    assert_eq!(summary.pods.len(), 12);
+}

@@ -1,0 +1,344 @@
+//! `kaddons-metrics-server`: the metrics server kaddons deploys as its metrics-server addon.
+//!
+//! A thin main: flags (named as upstream metrics-server's, so manifests and muscle memory carry
+//! over) are mapped onto the library's scraper, node source and API server configs, and the
+//! pieces are started. Nothing here depends on the kaddons CLI (src/cli.rs, src/commands):
+//! the binary ships in its own image and must stay small.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kaddons_metrics_server::api::{
+    self, CachingAuthorizer, CachingTokenReviewer, HealthChecks, Registry, RequestHeaderConfig,
+    RequestHeaderNames, ServerConfig, TlsSource,
+};
+use kaddons_metrics_server::install_crypto_provider;
+use kaddons_metrics_server::reviews::{
+    read_authentication_configmap, KubeAuthorizer, KubeTokenReviewer,
+};
+use kaddons_metrics_server::scrape::{
+    check_resolution, store_has_data, BearerToken, KubeletVerify, ScrapeConfig, Scraper,
+};
+use kaddons_metrics_server::source::{
+    parse_address_types, AddressConfig, KubeSource, LabeledProvider,
+};
+use kaddons_metrics_server::store::SharedStore;
+use kaddons_model::duration::parse_go_duration;
+
+/// Serves metrics.k8s.io/v1beta1 from kubelet resource metrics.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kaddons-metrics-server",
+    version,
+    about = "Serves metrics.k8s.io/v1beta1 from kubelet /metrics/resource"
+)]
+struct Flags {
+    /// Port of the HTTPS API.
+    #[arg(long, default_value_t = 10250)]
+    secure_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Directory for the generated self-signed serving certificate (ignored with
+    /// --tls-cert-file).
+    #[arg(long, default_value = "/tmp/kaddons-metrics-server")]
+    cert_dir: PathBuf,
+    /// Serving certificate (PEM chain, leaf first).
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Serving key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Scrape period, e.g. 15s or 1m (at least 10s).
+    #[arg(long, default_value = "15s", value_parser = parse_go_duration)]
+    metric_resolution: Duration,
+    /// Node address types to try, in order.
+    #[arg(long, default_value = "InternalIP,ExternalIP,Hostname")]
+    kubelet_preferred_address_types: String,
+    /// Kubelet port.
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// Use the port in Node.status.daemonEndpoints.kubeletEndpoint instead of --kubelet-port.
+    #[arg(long)]
+    kubelet_use_node_status_port: bool,
+    /// Do not verify kubelet serving certificates.
+    #[arg(long, conflicts_with = "kubelet_certificate_authority")]
+    kubelet_insecure_tls: bool,
+    /// CA bundle to verify kubelet serving certificates (default: system roots).
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
+    /// Client certificate for kubelets (PEM).
+    #[arg(long, requires = "kubelet_client_key")]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// Client key for kubelets (PEM).
+    #[arg(long, requires = "kubelet_client_certificate")]
+    kubelet_client_key: Option<PathBuf>,
+    /// Bearer token file for kubelets (default: the service account token when present).
+    #[arg(long)]
+    kubelet_bearer_token_file: Option<PathBuf>,
+    /// Limit on one kubelet request, body included.
+    #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+    kubelet_request_timeout: Duration,
+    /// Kubelet requests in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    kubelet_max_concurrency: u16,
+    /// Label selector of the nodes to scrape.
+    #[arg(long)]
+    node_selector: Option<String>,
+    /// Front-proxy CA (default: from ConfigMap kube-system/extension-apiserver-authentication).
+    #[arg(long)]
+    requestheader_client_ca_file: Option<PathBuf>,
+    /// Allowed front-proxy certificate CNs, comma separated (empty: any).
+    #[arg(long, value_delimiter = ',')]
+    requestheader_allowed_names: Vec<String>,
+    /// CA for client certificates (default: from the same ConfigMap).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// kubeconfig to reach the API server (default: in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("reading {what} {}: {e}", path.display()))
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            format!("in-cluster configuration (use --kubeconfig outside a pod): {e}")
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("building API client: {e}"))
+}
+
+async fn run(flags: Flags) -> Result<(), String> {
+    check_resolution(flags.metric_resolution).map_err(|e| e.to_string())?;
+    let preferred_types =
+        parse_address_types(&flags.kubelet_preferred_address_types).map_err(|e| e.to_string())?;
+    let client = kube_client(flags.kubeconfig.as_ref()).await?;
+
+    // Authentication settings: flags first, the kube-apiserver's ConfigMap for the rest.
+    let mut client_ca_pem = match &flags.client_ca_file {
+        Some(p) => Some(read_file(p, "--client-ca-file")?),
+        None => None,
+    };
+    let mut request_header = match &flags.requestheader_client_ca_file {
+        Some(p) => Some(RequestHeaderConfig {
+            ca_pem: read_file(p, "--requestheader-client-ca-file")?,
+            allowed_names: flags.requestheader_allowed_names.clone(),
+            headers: RequestHeaderNames::default(),
+        }),
+        None => None,
+    };
+    if client_ca_pem.is_none() || request_header.is_none() {
+        match read_authentication_configmap(client.clone()).await {
+            Ok(found) => {
+                client_ca_pem = client_ca_pem.or(found.client_ca_pem);
+                if request_header.is_none() {
+                    request_header = found.request_header.map(|mut rh| {
+                        if !flags.requestheader_allowed_names.is_empty() {
+                            rh.allowed_names = flags.requestheader_allowed_names.clone();
+                        }
+                        rh
+                    });
+                }
+            }
+            Err(e) => {
+                eprintln!("warning: {e}; requests through the API aggregator will not authenticate")
+            }
+        }
+    }
+
+    let mut scrape = ScrapeConfig::new(flags.metric_resolution);
+    scrape.request_timeout = flags.kubelet_request_timeout;
+    scrape.max_concurrency = usize::from(flags.kubelet_max_concurrency);
+    scrape.verify = if flags.kubelet_insecure_tls {
+        KubeletVerify::Insecure
+    } else if let Some(ca) = &flags.kubelet_certificate_authority {
+        KubeletVerify::CaFile(ca.clone())
+    } else {
+        KubeletVerify::SystemRoots
+    };
+    scrape.client_cert = flags
+        .kubelet_client_certificate
+        .clone()
+        .zip(flags.kubelet_client_key.clone());
+    scrape.token = match &flags.kubelet_bearer_token_file {
+        Some(p) => BearerToken::File(p.clone()),
+        None => BearerToken::in_cluster_default(),
+    };
+
+    let source = Arc::new(KubeSource::start(
+        client.clone(),
+        flags.node_selector.as_deref(),
+        AddressConfig {
+            preferred_types,
+            port: flags.kubelet_port,
+            use_node_status_port: flags.kubelet_use_node_status_port,
+        },
+    ));
+    let store = Arc::new(SharedStore::new(flags.metric_resolution));
+    let scraper = Scraper::new(scrape, source.clone(), store.clone()).map_err(|e| e.to_string())?;
+    let provider = Arc::new(LabeledProvider::new(store.clone(), source.clone()));
+
+    let registry = Arc::new(Registry::new());
+    registry.add_source(Arc::new(scraper.clone()));
+    let live = scraper.clone();
+    let ready_store = store.clone();
+    let ready_source = source.clone();
+    let health = HealthChecks::default()
+        .with_liveness("metric-collection-timely", move || live.check_liveness())
+        .with_readiness("metric-storage-ready", move || store_has_data(&ready_store))
+        .with_readiness("metadata-informer-sync", move || {
+            if ready_source.is_synced() {
+                Ok(())
+            } else {
+                Err("node and pod caches not synced yet".into())
+            }
+        });
+
+    let tls = match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(cert_file), Some(key_file)) => TlsSource::Files {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        },
+        _ => TlsSource::SelfSigned {
+            cert_dir: flags.cert_dir.clone(),
+            hosts: self_signed_hosts(flags.bind_address),
+        },
+    };
+    let mut config = ServerConfig::new(SocketAddr::new(flags.bind_address, flags.secure_port), tls);
+    config.client_ca_pem = client_ca_pem;
+    config.request_header = request_header;
+    config.token_reviewer = Some(Arc::new(CachingTokenReviewer::with_defaults(
+        KubeTokenReviewer::new(client.clone()),
+    )));
+    config.authorizer = Some(Arc::new(CachingAuthorizer::with_defaults(
+        KubeAuthorizer::new(client),
+    )));
+    config.health = health;
+    config.registry = registry;
+
+    let server = api::start(config, provider)
+        .await
+        .map_err(|e| format!("starting the API server: {e}"))?;
+    eprintln!(
+        "kaddons-metrics-server serving on https://{} (metric resolution {:?})",
+        server.local_addr(),
+        flags.metric_resolution
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scraping = tokio::spawn({
+        let scraper = scraper.clone();
+        async move { scraper.run(stop_rx).await }
+    });
+    wait_for_signal().await;
+    eprintln!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = scraping.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Names for the generated serving certificate: the pod's host name (when known) and the bind
+/// address; the API layer adds localhost and 127.0.0.1.
+fn self_signed_hosts(bind: IpAddr) -> Vec<String> {
+    let mut hosts = Vec::new();
+    if let Ok(h) = std::env::var("HOSTNAME") {
+        if !h.is_empty() {
+            hosts.push(h);
+        }
+    }
+    if !bind.is_unspecified() {
+        hosts.push(bind.to_string());
+    }
+    hosts
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn main() -> ExitCode {
+    install_crypto_provider();
+    let flags = Flags::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_resolution_floor_is_checked() {
+        let f = Flags::try_parse_from(["kaddons-metrics-server"]).unwrap();
+        assert_eq!(f.metric_resolution, Duration::from_secs(15));
+        assert_eq!(f.kubelet_port, 10250);
+        assert_eq!(f.secure_port, 10250);
+        assert!(check_resolution(f.metric_resolution).is_ok());
+        let f = Flags::try_parse_from([
+            "kaddons-metrics-server",
+            "--metric-resolution=5s",
+            "--kubelet-insecure-tls",
+            "--requestheader-allowed-names=front-proxy-client,aggregator",
+        ])
+        .unwrap();
+        assert_eq!(f.requestheader_allowed_names.len(), 2);
+        let err = check_resolution(f.metric_resolution).unwrap_err();
+        assert!(err.to_string().contains("minimum"), "{err}");
+        assert!(Flags::try_parse_from([
+            "kaddons-metrics-server",
+            "--kubelet-insecure-tls",
+            "--kubelet-certificate-authority=/ca.crt",
+        ])
+        .is_err());
+        assert!(Flags::try_parse_from(["kaddons-metrics-server", "--tls-cert-file=/x"]).is_err());
+    }
+}

@@ -1,0 +1,999 @@
+//! The scraper: every metric resolution, GET every kubelet's `/metrics/resource`, decode the
+//! payloads and hand the successful ones to the store as one cycle.
+//!
+//! The one rule this module is built around: a slow, dead or lying kubelet must never delay or
+//! corrupt the others. Hence
+//!
+//! * every node's request runs in its own task, under a bounded semaphore (a thousand nodes
+//!   must not mean a thousand simultaneous TLS handshakes);
+//! * each request has one timeout over connect, TLS handshake, headers **and body**, and the
+//!   whole cycle has a deadline of one request timeout from its start (capped at one
+//!   resolution), staggered start included, so the cycle always ends and a healthy node's
+//!   stored sample is never older than resolution + timeout, even next to hanging kubelets;
+//! * a body larger than the cap fails that node as soon as the cap is crossed (read in frames,
+//!   never allocated whole), whether or not it announced its length;
+//! * a payload that does not decode fails only that node, and a failed node is left out of the
+//!   cycle, so the store forgets it rather than serving stale numbers.
+//!
+//! Starts are staggered over a fraction of the resolution by a stable hash of the node name,
+//! so requests do not all hit the kubelets (and our CPU) at the same instant, and a node is
+//! scraped at the same offset every cycle (stable rate windows). Connections are kept alive and
+//! reused per node: one request per node per cycle means one pooled connection per node is
+//! exactly enough, and it saves a TLS handshake per node per cycle.
+//!
+//! TLS follows upstream metrics-server's flags: verify against a CA file, else the system roots,
+//! or `--kubelet-insecure-tls`, which still performs the handshake (and checks the handshake
+//! signature against the presented key) but accepts any certificate: kind and minikube
+//! kubelets serve self-signed certificates that name only the host name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::{HeaderValue, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+
+use super::api::MetricsSource;
+use super::decode::{decode, DecodeError, MetricsBatch};
+use super::source::{NodeSource, NodeTarget};
+use super::store::SharedStore;
+use kaddons_model::usage::MetricsProvider;
+
+/// Upstream's lower bound for `--metric-resolution`: kubelets refresh their stats about every
+/// 10 s, so scraping faster only yields the same samples again.
+pub const MIN_METRIC_RESOLUTION: Duration = Duration::from_secs(10);
+/// Default `--metric-resolution`.
+pub const DEFAULT_METRIC_RESOLUTION: Duration = Duration::from_secs(15);
+/// Default `--kubelet-request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on one kubelet's response (a 110-pod node's payload is about 100 KiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Default number of kubelet requests in flight at once.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// Where in-cluster pods find their service account token.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Rejects a metric resolution below [`MIN_METRIC_RESOLUTION`].
+pub fn check_resolution(resolution: Duration) -> Result<(), ScrapeError> {
+    if resolution < MIN_METRIC_RESOLUTION {
+        return Err(ScrapeError::ResolutionTooLow {
+            got: resolution,
+            min: MIN_METRIC_RESOLUTION,
+        });
+    }
+    Ok(())
+}
+
+/// How kubelet serving certificates are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeletVerify {
+    /// `--kubelet-certificate-authority`: a PEM CA bundle file.
+    CaFile(PathBuf),
+    /// The operating system's trust store.
+    SystemRoots,
+    /// `--kubelet-insecure-tls`: handshake, but accept any certificate.
+    Insecure,
+}
+
+/// Where the bearer token for kubelets comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerToken {
+    None,
+    Static(String),
+    /// Re-read every cycle (projected service account tokens rotate).
+    File(PathBuf),
+}
+
+impl BearerToken {
+    /// The service account token file when it exists, else none.
+    pub fn in_cluster_default() -> Self {
+        let p = Path::new(SERVICE_ACCOUNT_TOKEN);
+        if p.is_file() {
+            BearerToken::File(p.to_path_buf())
+        } else {
+            BearerToken::None
+        }
+    }
+}
+
+/// Everything the scraper needs besides its source and store.
+#[derive(Debug, Clone)]
+pub struct ScrapeConfig {
+    /// Period between cycles; also the deadline of one cycle.
+    pub metric_resolution: Duration,
+    /// Limit on one node's request, connect to last body byte.
+    pub request_timeout: Duration,
+    /// Requests in flight at once (at least 1).
+    pub max_concurrency: usize,
+    /// A node whose body exceeds this fails.
+    pub max_body_bytes: usize,
+    /// Node starts are spread over `[0, stagger)`; zero starts all at once.
+    pub stagger: Duration,
+    pub verify: KubeletVerify,
+    /// PEM files: client certificate chain and key (`--kubelet-client-certificate/-key`).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub token: BearerToken,
+}
+
+impl ScrapeConfig {
+    /// Defaults for a resolution: 10 s timeout, 16 concurrent, 32 MiB, stagger a quarter of
+    /// the resolution or of the timeout, whichever is shorter (the stagger is spent inside the
+    /// cycle deadline, so a late-starting node must keep most of its timeout), system roots,
+    /// no client certificate, no token.
+    pub fn new(metric_resolution: Duration) -> Self {
+        ScrapeConfig {
+            metric_resolution,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            stagger: metric_resolution.min(DEFAULT_REQUEST_TIMEOUT) / 4,
+            verify: KubeletVerify::SystemRoots,
+            client_cert: None,
+            token: BearerToken::None,
+        }
+    }
+}
+
+/// Why the scraper could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("--metric-resolution {got:?} is below the minimum of {min:?} (kubelets refresh their stats about every 10s)")]
+    ResolutionTooLow { got: Duration, min: Duration },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid PEM: {source}")]
+    Pem {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{0}: no certificates found")]
+    NoCertificates(PathBuf),
+    #[error("{path}: unusable CA certificate: {source}")]
+    BadCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("no usable system root certificates ({0}); set --kubelet-certificate-authority or --kubelet-insecure-tls")]
+    NoSystemRoots(String),
+    #[error("kubelet client TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why one node's scrape failed. Only that node is affected.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("invalid TLS server name {0:?}")]
+    ServerName(String),
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("building request: {0}")]
+    Request(#[from] http::Error),
+    #[error("kubelet answered HTTP {0}")]
+    Status(u16),
+    #[error("response body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("no complete response within {0:?}")]
+    Timeout(Duration),
+    #[error("scrape cycle deadline passed before the request finished")]
+    Deadline,
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl FetchError {
+    /// A short fixed label for counting (bounded cardinality).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Connect { .. } => "connect",
+            FetchError::ServerName(_) => "server_name",
+            FetchError::Tls(_) => "tls",
+            FetchError::Http(_) | FetchError::Request(_) => "http",
+            FetchError::Status(_) => "http_status",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::Timeout(_) | FetchError::Deadline => "timeout",
+            FetchError::Decode(_) => "decode",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubelet HTTPS client
+// ---------------------------------------------------------------------------------------------
+
+type Sender = SendRequest<Empty<Bytes>>;
+
+/// One idle kept-alive connection per node.
+struct Pooled {
+    address: String,
+    port: u16,
+    sender: Sender,
+}
+
+/// HTTPS GETs against kubelets with connection reuse, a body cap and no timeout of its own
+/// (the caller bounds the whole request).
+pub struct KubeletClient {
+    connector: TlsConnector,
+    max_body_bytes: usize,
+    pool: Mutex<HashMap<String, Pooled>>,
+}
+
+impl KubeletClient {
+    pub fn new(config: &ScrapeConfig) -> Result<Self, ScrapeError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match &config.verify {
+            KubeletVerify::CaFile(path) => builder.with_root_certificates(ca_file_roots(path)?),
+            KubeletVerify::SystemRoots => builder.with_root_certificates(system_roots()?),
+            KubeletVerify::Insecure => {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
+                        algorithms: provider.signature_verification_algorithms,
+                    }))
+            }
+        };
+        let mut tls = match &config.client_cert {
+            Some((cert, key)) => {
+                let chain = read_chain(cert)?;
+                let key_pem = read(key)?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| ScrapeError::Pem {
+                        path: key.clone(),
+                        source,
+                    })?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(KubeletClient {
+            connector: TlsConnector::from(Arc::new(tls)),
+            max_body_bytes: config.max_body_bytes,
+            pool: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// GETs the target's path and returns the body. Reuses the node's idle connection when it
+    /// is still open (retrying once on a fresh one if the reused connection fails before any
+    /// response), and returns the connection to the pool after a complete response.
+    pub async fn get(
+        &self,
+        target: &NodeTarget,
+        token: Option<&HeaderValue>,
+    ) -> Result<Bytes, FetchError> {
+        let pooled = self.take(target);
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => self.connect(target).await?,
+        };
+        let response = match self.send(&mut sender, target, token).await {
+            Ok(r) => r,
+            Err(FetchError::Http(_)) if reused => {
+                // The kubelet closed the idle connection; GET is safe to repeat.
+                sender = self.connect(target).await?;
+                self.send(&mut sender, target, token).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let (parts, mut body) = response.into_parts();
+        if !parts.status.is_success() {
+            return Err(FetchError::Status(parts.status.as_u16()));
+        }
+        let limit = self.max_body_bytes;
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let initial = announced.map_or(64 << 10, |n| n as usize);
+        let mut buf = Vec::with_capacity(initial.min(limit));
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(FetchError::TooLarge { limit });
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        self.put(target, sender);
+        Ok(Bytes::from(buf))
+    }
+
+    async fn send(
+        &self,
+        sender: &mut Sender,
+        target: &NodeTarget,
+        token: Option<&HeaderValue>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, FetchError> {
+        sender.ready().await?;
+        let host = if target.address.contains(':') {
+            format!("[{}]:{}", target.address, target.port)
+        } else {
+            format!("{}:{}", target.address, target.port)
+        };
+        let mut req = Request::get(target.path.as_str())
+            .header(HOST, host)
+            .header(ACCEPT, "text/plain")
+            .header(USER_AGENT, "kaddons-metrics-server");
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, t.clone());
+        }
+        Ok(sender.send_request(req.body(Empty::new())?).await?)
+    }
+
+    async fn connect(&self, target: &NodeTarget) -> Result<Sender, FetchError> {
+        let name = ServerName::try_from(target.address.clone())
+            .map_err(|_| FetchError::ServerName(target.address.clone()))?;
+        let tcp = TcpStream::connect((target.address.as_str(), target.port))
+            .await
+            .map_err(|source| FetchError::Connect {
+                addr: format!("{}:{}", target.address, target.port),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(FetchError::Tls)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tls)).await?;
+        // The connection task ends when the sender is dropped or the peer closes.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn take(&self, target: &NodeTarget) -> Option<Sender> {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let p = pool.remove(&target.name)?;
+        (p.address == target.address && p.port == target.port && !p.sender.is_closed())
+            .then_some(p.sender)
+    }
+
+    fn put(&self, target: &NodeTarget, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                target.name.clone(),
+                Pooled {
+                    address: target.address.clone(),
+                    port: target.port,
+                    sender,
+                },
+            );
+    }
+
+    /// Drops pooled connections of nodes that are no longer targets.
+    fn retain(&self, names: &[&str]) {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| names.contains(&k.as_str()));
+    }
+
+    /// Idle pooled connections (for tests and diagnostics).
+    pub fn pooled_connections(&self) -> usize {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ScrapeError> {
+    std::fs::read(path).map_err(|source| ScrapeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ScrapeError> {
+    let pem = read(path)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ScrapeError::Pem {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(ScrapeError::NoCertificates(path.to_path_buf()));
+    }
+    Ok(chain)
+}
+
+fn ca_file_roots(path: &Path) -> Result<RootCertStore, ScrapeError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_chain(path)? {
+        roots.add(cert).map_err(|source| ScrapeError::BadCa {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(roots)
+}
+
+fn system_roots() -> Result<RootCertStore, ScrapeError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_string(), |e| e.to_string());
+        return Err(ScrapeError::NoSystemRoots(why));
+    }
+    Ok(roots)
+}
+
+/// `--kubelet-insecure-tls`: any certificate is accepted, but the handshake signature is still
+/// checked against the presented certificate's key, so the TLS session itself is sound.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+/// Bucket bounds (seconds) shared by the request and cycle histograms.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        self.count += 1;
+        self.sum += s;
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i] += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(self.buckets.iter()) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+/// What is known about one node's scrapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub last_success: Option<SystemTime>,
+    pub last_duration: Duration,
+    /// `None` after a success; the error text after a failure.
+    pub last_error: Option<String>,
+    pub successes: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    nodes: BTreeMap<String, NodeStats>,
+    results: BTreeMap<&'static str, u64>,
+    requests: Histogram,
+    cycles: Histogram,
+    last_cycle_end: Option<Instant>,
+}
+
+/// The outcome of one node in a cycle.
+#[derive(Debug)]
+pub struct NodeOutcome {
+    pub node: String,
+    pub duration: Duration,
+    pub result: Result<(), FetchError>,
+}
+
+/// The outcome of one cycle.
+#[derive(Debug)]
+pub struct CycleReport {
+    pub duration: Duration,
+    /// Every target, in name order.
+    pub nodes: Vec<NodeOutcome>,
+}
+
+impl CycleReport {
+    pub fn succeeded(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.result.is_ok())
+            .map(|n| n.node.as_str())
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &FetchError)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.result.as_ref().err().map(|e| (n.node.as_str(), e)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scraper
+// ---------------------------------------------------------------------------------------------
+
+struct Inner {
+    config: ScrapeConfig,
+    client: KubeletClient,
+    source: Arc<dyn NodeSource>,
+    store: Arc<SharedStore>,
+    stats: Mutex<Stats>,
+    /// Last token read from a token file, used when a later read fails.
+    token: Mutex<Option<HeaderValue>>,
+    created: Instant,
+}
+
+/// Runs scrape cycles into a store. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Scraper {
+    inner: Arc<Inner>,
+}
+
+impl Scraper {
+    pub fn new(
+        config: ScrapeConfig,
+        source: Arc<dyn NodeSource>,
+        store: Arc<SharedStore>,
+    ) -> Result<Self, ScrapeError> {
+        let client = KubeletClient::new(&config)?;
+        let token = match &config.token {
+            BearerToken::Static(t) => bearer(t),
+            _ => None,
+        };
+        Ok(Scraper {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                source,
+                store,
+                stats: Mutex::new(Stats::default()),
+                token: Mutex::new(token),
+                created: Instant::now(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<SharedStore> {
+        &self.inner.store
+    }
+
+    pub fn client(&self) -> &KubeletClient {
+        &self.inner.client
+    }
+
+    /// One cycle: scrape every target concurrently (bounded, staggered, each with its
+    /// timeout), then store the successful batches. Always finishes within the request
+    /// timeout (at most the metric resolution) plus scheduling slack: the batches are stored
+    /// when the slowest node ends, so this bound is what keeps healthy nodes' data fresh.
+    pub async fn scrape_once(&self) -> CycleReport {
+        let inner = &self.inner;
+        let start = Instant::now();
+        let budget = inner
+            .config
+            .request_timeout
+            .min(inner.config.metric_resolution);
+        let deadline = tokio::time::Instant::from_std(start + budget);
+        // Starts spread at most over half the budget, so the last node keeps half its timeout.
+        let spread = inner.config.stagger.min(budget / 2);
+        let mut targets = inner.source.nodes();
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        targets.dedup_by(|a, b| a.name == b.name);
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        inner.client.retain(&names);
+
+        let token = self.current_token();
+        let semaphore = Arc::new(Semaphore::new(inner.config.max_concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for target in targets.iter().cloned() {
+            let this = self.clone();
+            let semaphore = semaphore.clone();
+            let token = token.clone();
+            let delay = stagger_offset(&target.name, spread);
+            tasks.spawn(async move {
+                let timeout = this.inner.config.request_timeout;
+                let mut started = Instant::now();
+                let mut in_flight = false;
+                let result = tokio::time::timeout_at(deadline, async {
+                    tokio::time::sleep(delay).await;
+                    // The semaphore is never closed; a failure here would only mean "no limit".
+                    let _permit = semaphore.acquire().await.ok();
+                    started = Instant::now();
+                    in_flight = true;
+                    let request_time = SystemTime::now();
+                    let body = tokio::time::timeout(
+                        timeout,
+                        this.inner.client.get(&target, token.as_ref()),
+                    )
+                    .await
+                    .map_err(|_| FetchError::Timeout(timeout))??;
+                    Ok::<_, FetchError>(decode(&body, request_time)?)
+                })
+                .await;
+                // The cycle deadline ending a request that was under way is that node timing
+                // out; one that never got to start is the cycle running out of time.
+                let result = match result {
+                    Ok(r) => r,
+                    Err(_) if in_flight => Err(FetchError::Timeout(timeout)),
+                    Err(_) => Err(FetchError::Deadline),
+                };
+                (target.name, result, started.elapsed())
+            });
+        }
+
+        let mut batches: Vec<(String, MetricsBatch)> = Vec::with_capacity(targets.len());
+        let mut outcomes = Vec::with_capacity(targets.len());
+        while let Some(joined) = tasks.join_next().await {
+            // A panicking node task loses only that node.
+            let Ok((node, result, duration)) = joined else {
+                continue;
+            };
+            let result = match result {
+                Ok(batch) => {
+                    batches.push((node.clone(), batch));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            outcomes.push(NodeOutcome {
+                node,
+                duration,
+                result,
+            });
+        }
+        inner
+            .store
+            .store(batches.iter().map(|(n, b)| (n.as_str(), b)));
+        outcomes.sort_by(|a, b| a.node.cmp(&b.node));
+        let report = CycleReport {
+            duration: start.elapsed(),
+            nodes: outcomes,
+        };
+        self.record(&report);
+        report
+    }
+
+    /// Runs a cycle every metric resolution until `shutdown` turns true (or its sender is
+    /// dropped). Failed nodes are reported on stderr.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(self.inner.config.metric_resolution);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break },
+            }
+            let report = tokio::select! {
+                r = self.scrape_once() => r,
+                _ = shutdown.changed() => break,
+            };
+            for (node, e) in report.failed() {
+                eprintln!("scraping node {node}: {e}");
+            }
+        }
+    }
+
+    /// Liveness: the last cycle ended within `2 × resolution` (or the scraper is younger than
+    /// that and still on its first cycle).
+    pub fn check_liveness(&self) -> Result<(), String> {
+        let limit = self.inner.config.metric_resolution * 2;
+        let last = self.stats().last_cycle_end;
+        let since = last.unwrap_or(self.inner.created).elapsed();
+        if since <= limit {
+            Ok(())
+        } else {
+            Err(match last {
+                Some(_) => format!("last scrape cycle ended {since:?} ago (limit {limit:?})"),
+                None => format!("no scrape cycle finished in {since:?} (limit {limit:?})"),
+            })
+        }
+    }
+
+    /// Per-node statistics, by node name.
+    pub fn node_stats(&self) -> BTreeMap<String, NodeStats> {
+        self.stats().nodes.clone()
+    }
+
+    /// Requests counted per result label (`success` or a [`FetchError::kind`]).
+    pub fn result_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.stats().results.clone()
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current_token(&self) -> Option<HeaderValue> {
+        let mut cached = self
+            .inner
+            .token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let BearerToken::File(path) = &self.inner.config.token {
+            match std::fs::read_to_string(path) {
+                Ok(t) => match bearer(&t) {
+                    Some(v) => *cached = Some(v),
+                    None => eprintln!("{}: token is empty or not a valid header", path.display()),
+                },
+                Err(e) => eprintln!("reading kubelet token {}: {e}", path.display()),
+            }
+        }
+        cached.clone()
+    }
+
+    fn record(&self, report: &CycleReport) {
+        let now = SystemTime::now();
+        let mut stats = self.stats();
+        let live: Vec<&str> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+        stats.nodes.retain(|k, _| live.contains(&k.as_str()));
+        for n in &report.nodes {
+            let kind = match &n.result {
+                Ok(()) => "success",
+                Err(e) => e.kind(),
+            };
+            *stats.results.entry(kind).or_default() += 1;
+            stats.requests.observe(n.duration);
+            let entry = stats.nodes.entry(n.node.clone()).or_default();
+            entry.last_duration = n.duration;
+            match &n.result {
+                Ok(()) => {
+                    entry.last_success = Some(now);
+                    entry.last_error = None;
+                    entry.successes += 1;
+                }
+                Err(e) => {
+                    entry.last_error = Some(e.to_string());
+                    entry.errors += 1;
+                }
+            }
+        }
+        stats.cycles.observe(report.duration);
+        stats.last_cycle_end = Some(Instant::now());
+    }
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let t = token.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let mut v = HeaderValue::from_str(&format!("Bearer {t}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// A stable offset in `[0, spread)` for a node.
+fn stagger_offset(name: &str, spread: Duration) -> Duration {
+    let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
+    if spread_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    Duration::from_millis(h.finish() % spread_ms)
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl MetricsSource for Scraper {
+    fn render(&self, out: &mut String) {
+        let (nodes, results, requests, cycles) = {
+            let s = self.stats();
+            (
+                s.nodes.clone(),
+                s.results.clone(),
+                s.requests.clone(),
+                s.cycles.clone(),
+            )
+        };
+        out.push_str("# HELP metrics_server_kubelet_request_duration_seconds Time to fetch and decode one kubelet's resource metrics.\n");
+        out.push_str("# TYPE metrics_server_kubelet_request_duration_seconds histogram\n");
+        requests.render(out, "metrics_server_kubelet_request_duration_seconds");
+        out.push_str("# HELP metrics_server_kubelet_requests_total Kubelet scrapes by result (success or error kind).\n");
+        out.push_str("# TYPE metrics_server_kubelet_requests_total counter\n");
+        for (result, n) in &results {
+            let _ = writeln!(
+                out,
+                "metrics_server_kubelet_requests_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP metrics_server_kubelet_last_success_timestamp_seconds Unix time of the node's last successful scrape.\n");
+        out.push_str("# TYPE metrics_server_kubelet_last_success_timestamp_seconds gauge\n");
+        for (node, s) in &nodes {
+            if let Some(t) = s
+                .last_success
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            {
+                let _ = writeln!(
+                    out,
+                    "metrics_server_kubelet_last_success_timestamp_seconds{{node=\"{}\"}} {}",
+                    escape_label(node),
+                    t.as_secs_f64()
+                );
+            }
+        }
+        out.push_str("# HELP metrics_server_kubelet_last_request_duration_seconds Duration of the node's last scrape.\n");
+        out.push_str("# TYPE metrics_server_kubelet_last_request_duration_seconds gauge\n");
+        for (node, s) in &nodes {
+            let _ = writeln!(
+                out,
+                "metrics_server_kubelet_last_request_duration_seconds{{node=\"{}\"}} {}",
+                escape_label(node),
+                s.last_duration.as_secs_f64()
+            );
+        }
+        out.push_str("# HELP metrics_server_kubelet_errors_total Failed scrapes of the node.\n");
+        out.push_str("# TYPE metrics_server_kubelet_errors_total counter\n");
+        for (node, s) in &nodes {
+            let _ = writeln!(
+                out,
+                "metrics_server_kubelet_errors_total{{node=\"{}\"}} {}",
+                escape_label(node),
+                s.errors
+            );
+        }
+        out.push_str("# HELP metrics_server_scrape_cycle_duration_seconds Time of one scrape cycle over all nodes.\n");
+        out.push_str("# TYPE metrics_server_scrape_cycle_duration_seconds histogram\n");
+        cycles.render(out, "metrics_server_scrape_cycle_duration_seconds");
+        let st = self.inner.store.stats();
+        out.push_str("# HELP metrics_server_storage_points Samples held by the point store.\n");
+        out.push_str("# TYPE metrics_server_storage_points gauge\n");
+        let _ = writeln!(out, "metrics_server_storage_points {}", st.points);
+        out.push_str("# HELP metrics_server_storage_objects Nodes, pods and containers held by the point store.\n");
+        out.push_str("# TYPE metrics_server_storage_objects gauge\n");
+        for (kind, n) in [
+            ("node", st.nodes),
+            ("pod", st.pods),
+            ("container", st.containers),
+        ] {
+            let _ = writeln!(out, "metrics_server_storage_objects{{type=\"{kind}\"}} {n}");
+        }
+    }
+}
+
+/// Readiness: the store serves at least one node.
+pub fn store_has_data(store: &SharedStore) -> Result<(), String> {
+    if store.nodes().is_empty() {
+        Err("no node metrics yet (two successful scrapes are needed for a rate)".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_minimum_is_enforced() {
+        assert!(check_resolution(Duration::from_secs(10)).is_ok());
+        assert!(check_resolution(DEFAULT_METRIC_RESOLUTION).is_ok());
+        let err = check_resolution(Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ScrapeError::ResolutionTooLow { .. }));
+        assert!(err.to_string().contains("below the minimum"), "{err}");
+        assert!(check_resolution(Duration::from_millis(9_999)).is_err());
+    }
+
+    #[test]
+    fn stagger_offsets_are_stable_and_bounded() {
+        let spread = Duration::from_secs(3);
+        for name in ["a", "kind-worker", "node-123"] {
+            let o = stagger_offset(name, spread);
+            assert!(o < spread);
+            assert_eq!(o, stagger_offset(name, spread));
+        }
+        assert_eq!(stagger_offset("a", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn bearer_header_is_trimmed_and_validated() {
+        assert_eq!(bearer(" abc \n").unwrap(), "Bearer abc");
+        assert!(bearer("  ").is_none());
+        assert!(bearer("a\u{1}b").is_none());
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let mut h = Histogram::default();
+        h.observe(Duration::from_millis(1));
+        h.observe(Duration::from_secs(2));
+        h.observe(Duration::from_secs(100));
+        let mut out = String::new();
+        h.render(&mut out, "x");
+        assert!(out.contains("x_bucket{le=\"0.005\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"2.5\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"30\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
+    }
+}

@@ -1,0 +1,80 @@
+//! Files both products write: private keys and other secrets are created with mode 0600 from
+//! the first byte (`O_CREAT` with that mode), never written world-readable and chmod-ed after,
+//! so no other user can open them in between.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Mode of a secret file (owner read/write).
+pub const SECRET_MODE: u32 = 0o600;
+/// Mode of a public file such as a certificate.
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// Writes `data` to `path` (created or truncated) readable by its owner only. An existing
+/// file's mode is tightened to 0600 before anything is written to it.
+pub fn write_secret(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_with_mode(path, data, SECRET_MODE)
+}
+
+/// Writes `data` to `path` (created or truncated) with `mode` (on Unix; elsewhere the
+/// platform default).
+pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut file = open_with_mode(path, mode)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn open_with_mode(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(mode)
+        .open(path)?;
+    // `mode` applies only when the file is created: fix an existing file before writing.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.set_len(0)?;
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_with_mode(path: &Path, _mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn new_secret_is_0600_and_existing_file_is_tightened_and_replaced() {
+        let dir = std::env::temp_dir().join(format!("kaddons-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key.pem");
+        let _ = std::fs::remove_file(&path);
+        write_secret(&path, b"secret").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_secret(&path, b"new").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+
+        write_with_mode(&dir.join("cert.pem"), b"c", PUBLIC_MODE).unwrap();
+        assert_eq!(mode(&dir.join("cert.pem")), 0o644);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

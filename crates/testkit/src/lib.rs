@@ -1,0 +1,11 @@
+//! Dev-only helpers shared by the tests, benches and examples of every kaddons crate: nothing
+//! here is compiled into a release binary (only `[dev-dependencies]` name this crate).
+//!
+//! - [`pki`]: a throwaway CA, leaf certificates and an HTTPS GET client for loopback servers;
+//! - [`auth`]: stand-in token reviewers and authorizers for the metrics server;
+//! - [`fleet`]: the kubelet fleet simulator (`/metrics/resource` and `/stats/summary` over HTTPS).
+
+pub mod auth;
+pub mod bins;
+pub mod fleet;
+pub mod pki;
