@@ -332,33 +332,22 @@ pub fn user_from_headers(
     })
 }
 
-/// Percent-decoding; invalid escapes are kept literally. Shared with query/path parsing.
+/// Percent-decoding of a path segment or header key (`+` stays `+`, as in Go's
+/// `url.PathUnescape`). Invalid escapes are kept literally where Go would reject the whole
+/// string, and invalid UTF-8 becomes U+FFFD (a Rust `String` cannot hold raw bytes).
 pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// Errors of the minimal DER reader.
+/// A client certificate whose subject could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DerError {
-    #[error("truncated or malformed DER")]
-    Malformed,
-    #[error("unexpected DER tag {0:#04x}")]
-    UnexpectedTag(u8),
+pub enum SubjectError {
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    #[error("unsupported string type {tag} in the subject's {attribute}")]
+    UnsupportedString { attribute: &'static str, tag: u32 },
 }
 
 /// Subject of a certificate as Kubernetes uses it: CN is the user, O values are the groups.
@@ -368,88 +357,59 @@ pub struct Subject {
     pub organizations: Vec<String>,
 }
 
-/// Reads CN and O from a DER certificate's subject.
+/// Reads CN and O from a DER certificate's subject (with `x509-parser`).
 ///
-/// Only called on certificates rustls has already verified against a CA, so a small reader of
-/// the few fields needed is enough and avoids a full X.509 parser dependency.
-pub fn certificate_subject(der: &[u8]) -> Result<Subject, DerError> {
-    let (cert, _) = read_tlv(der, 0x30)?;
-    let (tbs, _) = read_tlv(cert, 0x30)?;
-    let mut rest = tbs;
-    // Optional explicit version [0].
-    if rest.first() == Some(&0xa0) {
-        rest = read_tlv(rest, 0xa0)?.1;
-    }
-    rest = read_tlv(rest, 0x02)?.1; // serialNumber
-    rest = read_tlv(rest, 0x30)?.1; // signature algorithm
-    rest = read_tlv(rest, 0x30)?.1; // issuer
-    rest = read_tlv(rest, 0x30)?.1; // validity
-    let (mut rdns, _) = read_tlv(rest, 0x30)?; // subject
+/// As in Go's `pkix.Name`, the last CN wins and every O is kept in certificate order. Only CN
+/// and O values are decoded, so an unusual string type in another attribute no longer rejects
+/// the certificate (the hand-written reader this replaces decoded them all).
+pub fn certificate_subject(der: &[u8]) -> Result<Subject, SubjectError> {
+    use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_ORGANIZATION_NAME};
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| SubjectError::Malformed(e.to_string()))?;
     let mut subject = Subject::default();
-    while !rdns.is_empty() {
-        let (set, after) = read_tlv(rdns, 0x31)?;
-        rdns = after;
-        let mut atvs = set;
-        while !atvs.is_empty() {
-            let (atv, after) = read_tlv(atvs, 0x30)?;
-            atvs = after;
-            let (oid, value_tlv) = read_tlv(atv, 0x06)?;
-            let tag = *value_tlv.first().ok_or(DerError::Malformed)?;
-            let (value, _) = read_tlv(value_tlv, tag)?;
-            let text = decode_string(tag, value)?;
-            match oid {
-                [0x55, 0x04, 0x03] => subject.common_name = Some(text),
-                [0x55, 0x04, 0x0a] => subject.organizations.push(text),
-                _ => {}
-            }
+    for atv in cert.subject().iter_attributes() {
+        let attribute = if *atv.attr_type() == OID_X509_COMMON_NAME {
+            "CN"
+        } else if *atv.attr_type() == OID_X509_ORGANIZATION_NAME {
+            "O"
+        } else {
+            continue;
+        };
+        let text = attribute_text(attribute, atv.attr_value())?;
+        if attribute == "CN" {
+            subject.common_name = Some(text);
+        } else {
+            subject.organizations.push(text);
         }
     }
     Ok(subject)
 }
 
-/// Reads one tag-length-value with the expected tag; returns (contents, remainder).
-fn read_tlv(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), DerError> {
-    let (&actual, rest) = input.split_first().ok_or(DerError::Malformed)?;
-    if actual != tag {
-        return Err(DerError::UnexpectedTag(actual));
-    }
-    let (&first, mut rest) = rest.split_first().ok_or(DerError::Malformed)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return Err(DerError::Malformed);
+/// The directory-string types Go's `asn1` package reads, as UTF-8.
+fn attribute_text(
+    attribute: &'static str,
+    value: &x509_parser::der_parser::asn1_rs::Any<'_>,
+) -> Result<String, SubjectError> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    let data = value.data;
+    match value.tag() {
+        // TeletexString is read as UTF-8 (lossy), like the reader this replaced.
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::T61String => {
+            Ok(String::from_utf8_lossy(data).into_owned())
         }
-        let mut len = 0usize;
-        for b in &rest[..count] {
-            len = (len << 8) | usize::from(*b);
-        }
-        rest = &rest[count..];
-        len
-    };
-    if rest.len() < len {
-        return Err(DerError::Malformed);
-    }
-    Ok(rest.split_at(len))
-}
-
-fn decode_string(tag: u8, value: &[u8]) -> Result<String, DerError> {
-    match tag {
-        // UTF8String, PrintableString, IA5String, TeletexString (treated as Latin-1-ish UTF-8).
-        0x0c | 0x13 | 0x16 | 0x14 => Ok(String::from_utf8_lossy(value).into_owned()),
         // BMPString: UTF-16BE.
-        0x1e => {
-            if !value.len().is_multiple_of(2) {
-                return Err(DerError::Malformed);
-            }
-            let units: Vec<u16> = value
+        Tag::BmpString if data.len().is_multiple_of(2) => {
+            let units: Vec<u16> = data
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
                 .collect();
             Ok(String::from_utf16_lossy(&units))
         }
-        other => Err(DerError::UnexpectedTag(other)),
+        Tag::BmpString => Err(SubjectError::Malformed("odd-length BMPString".into())),
+        tag => Err(SubjectError::UnsupportedString {
+            attribute,
+            tag: tag.0,
+        }),
     }
 }
 
@@ -518,22 +478,79 @@ mod tests {
         assert!(user_from_headers(&h, &RequestHeaderNames::default()).is_none());
     }
 
+    fn self_signed(dn: rcgen::DistinguishedName) -> rcgen::Certificate {
+        let mut params = rcgen::CertificateParams::new(vec!["x".into()]).unwrap();
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap()
+    }
+
     #[test]
     fn reads_subject_of_rcgen_certificate() {
-        let mut params = rcgen::CertificateParams::new(vec!["x".into()]).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "jane");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "system:masters");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "jane");
+        dn.push(rcgen::DnType::OrganizationName, "system:masters");
+        let cert = self_signed(dn);
         let s = certificate_subject(cert.der()).unwrap();
         assert_eq!(s.common_name.as_deref(), Some("jane"));
         assert_eq!(s.organizations, ["system:masters"]);
         assert!(certificate_subject(&cert.der()[..40]).is_err());
         assert!(certificate_subject(b"").is_err());
+    }
+
+    #[test]
+    fn reads_every_organization_in_order_across_string_types() {
+        use rcgen::string::{BmpString, PrintableString};
+        use rcgen::{DnType, DnValue};
+        // rcgen keeps one value per DnType, so the second O goes in under its raw OID (2.5.4.10).
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::PrintableString(PrintableString::try_from("system:nodes").unwrap()),
+        );
+        dn.push(DnType::CountryName, "DE");
+        dn.push(DnType::CommonName, DnValue::Utf8String("jürgen".into()));
+        dn.push(
+            DnType::CustomDnType(vec![2, 5, 4, 10]),
+            DnValue::Utf8String("équipe:ops".into()),
+        );
+        let s = certificate_subject(self_signed(dn).der()).unwrap();
+        assert_eq!(s.common_name.as_deref(), Some("jürgen"));
+        assert_eq!(s.organizations, ["system:nodes", "équipe:ops"]);
+
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::BmpString(BmpString::try_from("ωmega").unwrap()),
+        );
+        let s = certificate_subject(self_signed(dn).der()).unwrap();
+        assert_eq!(
+            (s.common_name, s.organizations),
+            (None, vec!["ωmega".to_string()])
+        );
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncated_certificates() {
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "jane");
+        let der = self_signed(dn).der().to_vec();
+        for cut in [1, 2, 10, der.len() / 2, der.len() - 1] {
+            assert!(certificate_subject(&der[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(certificate_subject(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(certificate_subject(b"-----BEGIN CERTIFICATE-----").is_err());
+        assert!(certificate_subject(&[0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_of_keys_and_path_segments() {
+        assert_eq!(percent_decode("scopes%2Fa"), "scopes/a");
+        // `+` is literal outside a query string, as in Go's url.PathUnescape.
+        assert_eq!(percent_decode("a+b"), "a+b");
+        // Go rejects these; we keep them literally (the request then fails on its own terms).
+        assert_eq!(percent_decode("a%zzb%4"), "a%zzb%4");
+        assert_eq!(percent_decode("%C3%A9t%C3%A9"), "été");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
     }
 }

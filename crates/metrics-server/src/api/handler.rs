@@ -677,17 +677,18 @@ fn with_type(code: StatusCode, body: Vec<u8>, content_type: &'static str) -> Res
     resp
 }
 
-/// Query string to a map (last value wins), percent-decoded, `+` as space.
+/// Query string to a map, split and decoded like Go's `url.ParseQuery` (`+` is a space,
+/// `%XX` a byte, invalid UTF-8 becomes U+FFFD). Deliberate differences from the apiserver: the
+/// last value of a repeated key wins, and a pair with an invalid escape (`%zz`) is kept with
+/// the escape literal instead of being dropped, so a mistyped selector fails rather than
+/// silently selecting everything.
 fn parse_query(q: &str) -> BTreeMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")))
-        })
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
+/// A percent-encoded path segment (`+` stays `+`).
 fn decode(s: &str) -> String {
     super::auth::percent_decode(s)
 }
@@ -791,6 +792,28 @@ mod tests {
                 ("labelSelector".to_string(), "app=x,b in (c)".to_string()),
                 ("x".to_string(), String::new())
             ])
+        );
+    }
+
+    #[test]
+    fn query_strings_decode_like_go_parse_query() {
+        let q = parse_query("a=x+y&b=ns%2Fname&c=caf%C3%A9&d=50%25&&e&=v&f=1&f=2&g=%zz%4");
+        let get = |k: &str| q.get(k).map(String::as_str);
+        assert_eq!(get("a"), Some("x y"));
+        assert_eq!(get("b"), Some("ns/name"));
+        assert_eq!(get("c"), Some("café"));
+        assert_eq!(get("d"), Some("50%"));
+        assert_eq!(get("e"), Some(""));
+        assert_eq!(get(""), Some("v"));
+        // Differences from Go, on purpose (see parse_query): last value, literal bad escapes.
+        assert_eq!(get("f"), Some("2"));
+        assert_eq!(get("g"), Some("%zz%4"));
+        assert_eq!(parse_query("k=%FF").get("k").unwrap(), "\u{fffd}");
+        assert_eq!(parse_query("k%3Dx=1").get("k=x").unwrap(), "1");
+        // Path segments keep `+`.
+        assert_eq!(
+            Route::parse("/apis/metrics.k8s.io/v1beta1/nodes/a+b%2Ec"),
+            Route::Nodes(Some("a+b.c".into()))
         );
     }
 
