@@ -13,8 +13,8 @@
 //! as kubectl does. Columns follow kubectl's tabwriter (minimum width 6, padding 3), which
 //! also pads the last column, so every line ends in spaces like kubectl's.
 //!
-//! Kubernetes quantities are parsed by a small parser of our own ([`Quantity`]), following
-//! apimachinery's grammar and its round-up scaling.
+//! Kubernetes quantities are parsed by [`kaddons_model::quantity`], next to the canonical
+//! formatting the metrics server uses.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -24,25 +24,12 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde::{Deserialize, Serialize};
 
+pub use kaddons_model::quantity::QuantityError;
+use kaddons_model::quantity::{cpu_nanocores, memory_bytes};
 pub use kaddons_model::usage::ContainerUsage;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
-
-/// A Kubernetes quantity string that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QuantityError {
-    #[error("empty quantity")]
-    Empty,
-    #[error("invalid quantity {0:?}: expected a number such as 250m, 1.5, 512Mi or 1e3")]
-    Invalid(String),
-    #[error("invalid quantity {quantity:?}: unknown suffix {suffix:?}")]
-    UnknownSuffix { quantity: String, suffix: String },
-    #[error("invalid quantity {0:?}: usage cannot be negative")]
-    Negative(String),
-    #[error("quantity {0:?} is out of range")]
-    OutOfRange(String),
-}
 
 /// What can go wrong turning API responses into usage.
 #[derive(Debug, thiserror::Error)]
@@ -65,184 +52,6 @@ pub enum TopError {
         #[source]
         source: QuantityError,
     },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Quantities
-
-/// Most significant digits a quantity may carry (u128 holds 38 decimal digits).
-const MAX_DIGITS: usize = 38;
-/// Exponents beyond this are nonsense for usage figures; refusing them keeps arithmetic small.
-const MAX_EXPONENT: i32 = 1000;
-
-/// A non-negative Kubernetes quantity: `mantissa × 10^exp10 × 2^exp2`, exactly.
-///
-/// Accepts apimachinery's forms: an optional `+`, digits with an optional decimal point, then
-/// a decimal SI suffix (`n u m k M G T P E`), a binary suffix (`Ki Mi Gi Ti Pi Ei`) or a
-/// decimal exponent (`e3`, `E-2`). Negative values are refused: usage is never negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantity {
-    mantissa: u128,
-    exp10: i32,
-    exp2: u32,
-}
-
-impl FromStr for Quantity {
-    type Err = QuantityError;
-
-    fn from_str(s: &str) -> Result<Self, QuantityError> {
-        parse_quantity(s)
-    }
-}
-
-/// Parses a Kubernetes quantity string; see [`Quantity`].
-pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
-    let invalid = || QuantityError::Invalid(s.to_string());
-    if s.is_empty() {
-        return Err(QuantityError::Empty);
-    }
-    let (negative, rest) = match s.as_bytes()[0] {
-        b'+' => (false, &s[1..]),
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let number_len = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(number_len);
-    let (int_part, frac_part) = match number.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (number, ""),
-    };
-    if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
-        return Err(invalid());
-    }
-
-    let (suffix_exp10, exp2) = parse_suffix(suffix).ok_or_else(|| {
-        if suffix.starts_with(['e', 'E']) {
-            invalid()
-        } else {
-            QuantityError::UnknownSuffix {
-                quantity: s.to_string(),
-                suffix: suffix.to_string(),
-            }
-        }
-    })?;
-
-    // Significant digits: drop leading zeros, move trailing zeros into the exponent.
-    let digits: String = int_part.chars().chain(frac_part.chars()).collect();
-    let significant = digits.trim_start_matches('0');
-    let trimmed = significant.trim_end_matches('0');
-    let trailing_zeros = significant.len() - trimmed.len();
-    if trimmed.len() > MAX_DIGITS {
-        return Err(QuantityError::OutOfRange(s.to_string()));
-    }
-    let mut mantissa: u128 = 0;
-    for d in trimmed.bytes() {
-        // Cannot overflow: at most 38 digits.
-        mantissa = mantissa * 10 + u128::from(d - b'0');
-    }
-    if mantissa == 0 {
-        return Ok(Quantity {
-            mantissa: 0,
-            exp10: 0,
-            exp2: 0,
-        });
-    }
-    if negative {
-        return Err(QuantityError::Negative(s.to_string()));
-    }
-    // All terms are bounded (|suffix| <= MAX_EXPONENT, lengths <= input length), so i64 is
-    // plenty; the result is range-checked before narrowing.
-    let exp10 = i64::from(suffix_exp10) - frac_part.len() as i64 + trailing_zeros as i64;
-    let exp10 = i32::try_from(exp10)
-        .ok()
-        .filter(|e| e.abs() <= 2 * MAX_EXPONENT)
-        .ok_or_else(|| QuantityError::OutOfRange(s.to_string()))?;
-    Ok(Quantity {
-        mantissa,
-        exp10,
-        exp2,
-    })
-}
-
-/// The power of ten and power of two a suffix stands for.
-fn parse_suffix(suffix: &str) -> Option<(i32, u32)> {
-    let decimal = |e: i32| Some((e, 0));
-    let binary = |e: u32| Some((0, e));
-    match suffix {
-        "" => decimal(0),
-        "n" => decimal(-9),
-        "u" => decimal(-6),
-        "m" => decimal(-3),
-        "k" => decimal(3),
-        "M" => decimal(6),
-        "G" => decimal(9),
-        "T" => decimal(12),
-        "P" => decimal(15),
-        "E" => decimal(18),
-        "Ki" => binary(10),
-        "Mi" => binary(20),
-        "Gi" => binary(30),
-        "Ti" => binary(40),
-        "Pi" => binary(50),
-        "Ei" => binary(60),
-        _ => {
-            // Decimal exponent: e or E, an optional sign, at least one digit.
-            let exponent = suffix.strip_prefix(['e', 'E'])?;
-            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let value: i32 = exponent.parse().ok()?;
-            (value.abs() <= MAX_EXPONENT).then_some((value, 0))
-        }
-    }
-}
-
-impl Quantity {
-    /// `ceil(self / 10^scale)`, apimachinery's `ScaledValue` (which rounds up).
-    pub fn scaled_ceil(&self, scale: i32) -> Option<u64> {
-        if self.mantissa == 0 {
-            return Some(0);
-        }
-        let value = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
-        let exp = i64::from(self.exp10) - i64::from(scale);
-        let scaled = if exp >= 0 {
-            value.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)?
-        } else {
-            match 10u128.checked_pow(u32::try_from(-exp).ok()?) {
-                Some(divisor) => value.div_ceil(divisor),
-                // The divisor exceeds any u128 value: a positive fraction below one.
-                None => 1,
-            }
-        };
-        u64::try_from(scaled).ok()
-    }
-
-    /// The quantity in units of 10^-9, rounded up: nanocores for CPU.
-    pub fn nano_value(&self) -> Option<u64> {
-        self.scaled_ceil(-9)
-    }
-
-    /// The quantity as a whole number, rounded up: bytes for memory.
-    pub fn value(&self) -> Option<u64> {
-        self.scaled_ceil(0)
-    }
-}
-
-/// CPU quantity to nanocores (rounded up, like apimachinery).
-pub fn cpu_nanocores(quantity: &str) -> Result<u64, QuantityError> {
-    parse_quantity(quantity)?
-        .nano_value()
-        .ok_or_else(|| QuantityError::OutOfRange(quantity.to_string()))
-}
-
-/// Memory quantity to bytes (rounded up, like apimachinery).
-pub fn memory_bytes(quantity: &str) -> Result<u64, QuantityError> {
-    parse_quantity(quantity)?
-        .value()
-        .ok_or_else(|| QuantityError::OutOfRange(quantity.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -943,133 +752,6 @@ mod tests {
             cpu_nanocores,
             memory_bytes,
         }
-    }
-
-    // --- quantities -------------------------------------------------------------------------
-
-    #[test]
-    fn cpu_quantities_to_nanocores() {
-        for (q, want) in [
-            ("123456789n", 123_456_789),
-            ("48500u", 48_500_000),
-            ("250m", 250_000_000),
-            ("1", 1_000_000_000),
-            ("+1", 1_000_000_000),
-            ("0.5", 500_000_000),
-            (".5", 500_000_000),
-            ("2.", 2_000_000_000),
-            ("1.25", 1_250_000_000),
-            ("0001.500", 1_500_000_000),
-            ("1e3", 1_000_000_000_000),
-            ("1E3", 1_000_000_000_000),
-            ("1e+3", 1_000_000_000_000),
-            ("1e-3", 1_000_000),
-            ("25e-2", 250_000_000),
-            ("0.000000001", 1),
-            ("1k", 1_000_000_000_000),
-            ("0", 0),
-            ("-0", 0),
-            ("0.0m", 0),
-            // Finer than a nanocore rounds up, as apimachinery's ScaledValue does.
-            ("0.1n", 1),
-            ("1e-900", 1),
-            ("1.0000000001", 1_000_000_001),
-        ] {
-            assert_eq!(cpu_nanocores(q), Ok(want), "{q}");
-        }
-    }
-
-    #[test]
-    fn memory_quantities_to_bytes() {
-        for (q, want) in [
-            ("1578392Ki", 1_578_392 * 1024),
-            ("512Mi", 512 * MI),
-            ("1Gi", 1 << 30),
-            ("1.5Gi", 3 << 29),
-            ("2Ti", 2 << 40),
-            ("1Pi", 1 << 50),
-            ("1Ei", 1 << 60),
-            ("1000k", 1_000_000),
-            ("1M", 1_000_000),
-            ("3G", 3_000_000_000),
-            ("2T", 2_000_000_000_000),
-            ("1P", 1_000_000_000_000_000),
-            ("1E", 1_000_000_000_000_000_000),
-            ("1e3", 1000),
-            ("1e0", 1),
-            ("268435456", 268_435_456),
-            ("0.5Ki", 512),
-            // 102.4 bytes and 0.1 bytes round up.
-            ("0.1Ki", 103),
-            ("100m", 1),
-            ("18446744073709551615", u64::MAX),
-        ] {
-            assert_eq!(memory_bytes(q), Ok(want), "{q}");
-        }
-    }
-
-    #[test]
-    fn bad_quantities_are_typed_errors() {
-        assert_eq!(parse_quantity(""), Err(QuantityError::Empty));
-        for q in [
-            "abc", "Ki", ".", "+", "-", "1.2.3", "1e", "1e+", "1e1.5", "1E3i", " 1", "--1", "1ee3",
-        ] {
-            assert_eq!(
-                parse_quantity(q),
-                Err(QuantityError::Invalid(q.to_string())),
-                "{q}"
-            );
-        }
-        for (q, suffix) in [
-            ("1K", "K"),
-            ("1ki", "ki"),
-            ("1 Mi", " Mi"),
-            ("5MB", "MB"),
-            ("1x", "x"),
-        ] {
-            assert_eq!(
-                parse_quantity(q),
-                Err(QuantityError::UnknownSuffix {
-                    quantity: q.to_string(),
-                    suffix: suffix.to_string()
-                }),
-                "{q}"
-            );
-        }
-        assert_eq!(
-            parse_quantity("-1m"),
-            Err(QuantityError::Negative("-1m".into()))
-        );
-        for q in ["20E", "18446744073709551616", "1e400", "16Ei"] {
-            assert_eq!(
-                memory_bytes(q),
-                Err(QuantityError::OutOfRange(q.to_string())),
-                "{q}"
-            );
-        }
-        let many_digits = "1".repeat(39);
-        assert_eq!(
-            parse_quantity(&many_digits),
-            Err(QuantityError::OutOfRange(many_digits.clone()))
-        );
-        assert!(matches!(
-            parse_quantity("1e1001"),
-            Err(QuantityError::Invalid(_))
-        ));
-        let msg = parse_quantity("5MB").unwrap_err().to_string();
-        assert!(msg.contains("\"MB\""), "{msg}");
-    }
-
-    #[test]
-    fn equal_quantities_compare_equal_whatever_the_notation() {
-        let a: Quantity = "1.50".parse().unwrap();
-        let b: Quantity = "1500m".parse().unwrap();
-        let c: Quantity = "15e-1".parse().unwrap();
-        assert_eq!(a, b);
-        assert_eq!(b, c);
-        assert_eq!(a.value(), Some(2), "1.5 rounds up to 2");
-        assert_eq!(a.scaled_ceil(-3), Some(1500));
-        assert_eq!(a.scaled_ceil(3), Some(1));
     }
 
     // --- kubelet Summary --------------------------------------------------------------------
