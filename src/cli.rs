@@ -521,6 +521,21 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("").is_err());
+        // Go's syntax, through the shared parser.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("0"),
+            Err("a duration must be more than zero".to_string())
+        );
+        assert_eq!(
+            parse_duration("5x"),
+            Err("\"5x\" has an unknown unit; use ms, s, m or h".to_string())
+        );
+        assert_eq!(
+            parse_duration("soon"),
+            Err("\"soon\" is not a duration; write e.g. 30s, 5m or 1h".to_string())
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kaddons_model::duration::{parse_go_duration, DurationError};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{closest, did_you_mean, Profile};
@@ -141,25 +142,28 @@ impl ProfileChoice {
     }
 }
 
-/// `10s`, `5m`, `1h`, `500ms`, or a number of seconds.
+/// A Go duration (`10s`, `5m`, `1h30m`, `500ms`, see [`parse_go_duration`]) or a bare number of
+/// seconds; zero is refused, since every duration we take is a timeout or an interval.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a duration; write e.g. 30s, 5m or 1h"))?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("\"{s}\" has an unknown unit; use ms, s, m or h")),
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(s.parse().map_err(|_| not_a_duration(s))?)
+    } else {
+        parse_go_duration(s).map_err(|e| match e {
+            DurationError::UnknownUnit { .. } => {
+                format!("\"{s}\" has an unknown unit; use ms, s, m or h")
+            }
+            _ => not_a_duration(s),
+        })?
     };
     if d.is_zero() {
         return Err("a duration must be more than zero".into());
     }
     Ok(d)
+}
+
+fn not_a_duration(s: &str) -> String {
+    format!("\"{s}\" is not a duration; write e.g. 30s, 5m or 1h")
 }
 
 /// The file's contents. Every key is optional: absent means "no default of mine".

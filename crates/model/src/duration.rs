@@ -5,22 +5,39 @@
 
 use std::time::Duration;
 
+/// A duration text that Go's `time.ParseDuration` would refuse too. Each variant carries the
+/// whole input; the messages are the ones the metrics server's flags have always printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error("{0:?}: missing unit (e.g. 15s)")]
+    MissingUnit(String),
+    #[error("{input:?}: invalid number {number:?}")]
+    InvalidNumber { input: String, number: String },
+    #[error("{input:?}: unknown unit {unit:?}")]
+    UnknownUnit { input: String, unit: String },
+    #[error("{0:?}: out of range")]
+    OutOfRange(String),
+}
+
 /// Go-style durations as upstream flags take them: `15s`, `1m30s`, `500ms`, `1h`.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?}: missing unit (e.g. 15s)"))?;
+            .ok_or_else(|| DurationError::MissingUnit(s.to_string()))?;
         let (num, tail) = rest.split_at(digits);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("{s:?}: invalid number {num:?}"))?;
+        let value: f64 = num.parse().map_err(|_| DurationError::InvalidNumber {
+            input: s.to_string(),
+            number: num.to_string(),
+        })?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
@@ -32,10 +49,15 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    input: s.to_string(),
+                    unit: unit.to_string(),
+                })
+            }
         };
         total += Duration::try_from_secs_f64(value * secs)
-            .map_err(|_| format!("{s:?}: out of range"))?;
+            .map_err(|_| DurationError::OutOfRange(s.to_string()))?;
         rest = next;
     }
     Ok(total)
@@ -97,9 +119,15 @@ mod tests {
         assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_go_duration("15").is_err());
-        assert!(parse_go_duration("15x").is_err());
-        assert!(parse_go_duration("").is_err());
+        assert_eq!(
+            parse_go_duration("15"),
+            Err(DurationError::MissingUnit("15".into()))
+        );
+        assert_eq!(
+            parse_go_duration("15x").unwrap_err().to_string(),
+            "\"15x\": unknown unit \"x\""
+        );
+        assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
     }
 
     #[test]
