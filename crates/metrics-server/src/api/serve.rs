@@ -443,20 +443,19 @@ fn self_signed(cert_dir: &Path, hosts: &[String]) -> Result<Material, ServeError
     Ok((chain, key, ca_pem))
 }
 
+/// Writes a certificate (0644) or, with `secret`, a private key created 0600 from the first
+/// byte (never written world-readable and chmod-ed after).
 fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), ServeError> {
-    let err = |source| ServeError::Write {
+    use kaddons_model::files::{write_secret, write_with_mode, PUBLIC_MODE};
+    if secret {
+        write_secret(path, data)
+    } else {
+        write_with_mode(path, data, PUBLIC_MODE)
+    }
+    .map_err(|source| ServeError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(path, data).map_err(err)?;
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    Ok(())
+    })
 }
 
 /// Generates a CA and a serving certificate for `hosts` (plus localhost and 127.0.0.1),
@@ -510,13 +509,19 @@ pub fn generate_serving_cert(hosts: &[String]) -> Result<(String, String, String
 
 /// Validity from yesterday to one year from today; a day of slack covers clock skew.
 fn set_validity(params: &mut rcgen::CertificateParams, now_secs: u64) {
-    let today = (now_secs / 86_400) as i64;
-    let ymd = |days: i64| {
-        let (y, m, d) = kaddons_model::quantity::civil_from_days(days);
+    let today = jiff::Timestamp::from_second(now_secs.min(i64::MAX as u64) as i64)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let ymd = |date: jiff::civil::Date| {
         // Feb 29 does not exist in most target years; the 28th is always valid.
-        (y as i32, m as u8, d.min(28) as u8)
+        (
+            i32::from(date.year()),
+            date.month() as u8,
+            date.day().min(28) as u8,
+        )
     };
-    let (y, m, d) = ymd(today - 1);
+    let (y, m, d) = ymd(today.yesterday().unwrap_or(today));
     let (ty, tm, td) = ymd(today);
     params.not_before = rcgen::date_time_ymd(y, m, d);
     params.not_after = rcgen::date_time_ymd(ty + 1, tm, td);
@@ -547,7 +552,27 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(dir.path().join("certs").join(CERT_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644);
         }
+    }
+
+    #[test]
+    fn validity_runs_from_yesterday_for_a_year() {
+        let dates = |secs: u64| {
+            let mut p = rcgen::CertificateParams::default();
+            set_validity(&mut p, secs);
+            (p.not_before, p.not_after)
+        };
+        let ymd = rcgen::date_time_ymd;
+        // 2024-03-01T12:00:00Z: yesterday is Feb 29, clamped to the 28th.
+        assert_eq!(dates(1_709_294_400), (ymd(2024, 2, 28), ymd(2025, 3, 1)));
+        // 2023-12-31T23:59:59Z.
+        assert_eq!(dates(1_704_067_199), (ymd(2023, 12, 28), ymd(2024, 12, 28)));
+        assert_eq!(dates(0), (ymd(1969, 12, 28), ymd(1971, 1, 1)));
     }
 
     #[test]
