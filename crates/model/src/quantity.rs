@@ -296,36 +296,19 @@ fn decimal_si(value: u64, scale: i32) -> String {
 }
 
 /// RFC 3339 in UTC with whole seconds, as `metav1.Time` marshals (`"2024-05-01T12:00:00Z"`).
-/// Times before the epoch clamp to it; usage timestamps never precede 1970.
+/// Times before the epoch clamp to it (usage timestamps never precede 1970), times past
+/// jiff's range (year 9999) to its end.
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm), so we need
-/// no date crate for one format.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let max = jiff::Timestamp::MAX.as_second();
+    let whole = i64::try_from(secs).map_or(max, |s| s.min(max));
+    jiff::Timestamp::from_second(whole)
+        .expect("clamped into jiff's range")
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -518,6 +501,14 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-05-01T12:00:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_825_600); // 2000-02-29T12:00:00Z
         assert_eq!(rfc3339(leap), "2000-02-29T12:00:00Z");
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00Z");
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        assert_eq!(
+            rfc3339(far),
+            "9999-12-30T22:00:00Z",
+            "jiff's last UTC second"
+        );
     }
 
     /// Splits a formatted quantity into its digits and the (power of ten, power of two) of its
