@@ -10,6 +10,7 @@ mod e2e;
 mod hostile;
 mod polish;
 mod profiles;
+mod real;
 mod snapshots;
 mod top;
 mod upstream;

@@ -55,6 +55,18 @@ pub async fn run(
     if args.dry_run || args.wait.no_wait {
         return Ok(ExitStatus::Success);
     }
+    // A pruned object deleted in the foreground lingers (deletionTimestamp set) until the
+    // garbage collector has removed its dependents: the addon is not in its new shape before.
+    let lingering = apply::wait_deleted(&conn, &report.deleted, args.wait.timeout).await?;
+    if !lingering.is_empty() {
+        printer.warn(&format!(
+            "{} is applied but pruned objects are still being deleted after {}s: {}",
+            addon.name(),
+            args.wait.timeout.as_secs(),
+            lingering.join(", ")
+        ));
+        return Ok(ExitStatus::Failure);
+    }
     let progress = StepReporter::new(printer);
     match wait::wait_ready(
         &conn,

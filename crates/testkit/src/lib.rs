@@ -3,9 +3,13 @@
 //!
 //! - [`pki`]: a throwaway CA, leaf certificates and an HTTPS GET client for loopback servers;
 //! - [`auth`]: stand-in token reviewers and authorizers for the metrics server;
-//! - [`fleet`]: the kubelet fleet simulator (`/metrics/resource` and `/stats/summary` over HTTPS).
+//! - [`fleet`]: the kubelet fleet simulator (`/metrics/resource` and `/stats/summary` over HTTPS);
+//! - [`cluster`]: a real control plane (etcd, kube-apiserver, kube-controller-manager) built
+//!   from the Go modules in `k8s/`;
+//! - [`bins`]: binaries of the other workspace packages.
 
 pub mod auth;
 pub mod bins;
+pub mod cluster;
 pub mod fleet;
 pub mod pki;

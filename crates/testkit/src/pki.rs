@@ -53,6 +53,21 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A serving certificate (cert PEM, key PEM) for `sans` (DNS names or IP addresses).
+    pub fn server_cert(&self, cn: &str, sans: &[&str]) -> (String, String) {
+        let mut p =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A serving certificate for 127.0.0.1.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();

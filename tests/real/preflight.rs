@@ -1,0 +1,98 @@
+//! The seed's do-it-yourself cluster: a kube-apiserver started without the aggregation flags,
+//! then with exactly the flags `kaddons aggregator certs` prints.
+
+use kaddons_testkit::cluster::{ControlPlane, FrontProxy, Options};
+
+use super::{kaddons, kaddons_with};
+
+const SEVEN_FLAGS: [&str; 7] = [
+    "--requestheader-client-ca-file",
+    "--requestheader-allowed-names=front-proxy-client",
+    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+    "--requestheader-group-headers=X-Remote-Group",
+    "--requestheader-username-headers=X-Remote-User",
+    "--proxy-client-cert-file",
+    "--proxy-client-key-file",
+];
+
+#[test]
+fn without_the_aggregation_layer_enable_stops_then_the_printed_flags_fix_it() {
+    let Some(off) = ControlPlane::own(Options {
+        front_proxy: FrontProxy::Off,
+        controller_manager: false,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let _guard = off.failure_guard();
+    let r = kaddons(
+        &off,
+        &[
+            "enable",
+            "metrics-server",
+            "--profile",
+            "kubeadm",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    for flag in SEVEN_FLAGS {
+        assert!(r.stderr.contains(flag), "{flag} missing from: {}", r.stderr);
+    }
+    let sa = off.kubectl_ok(&[
+        "get",
+        "serviceaccount",
+        "-n",
+        "kube-system",
+        "metrics-server",
+        "--ignore-not-found",
+        "-o",
+        "name",
+    ]);
+    assert!(sa.trim().is_empty(), "pre-flight applied something");
+    // doctor says the same, with the evidence.
+    let doctor = kaddons(&off, &["doctor"]);
+    assert_eq!(doctor.code, Some(1), "{}\n{}", doctor.stdout, doctor.stderr);
+    assert!(
+        doctor.stdout.contains("--requestheader-client-ca-file"),
+        "{}",
+        doctor.stdout
+    );
+    drop(_guard);
+    drop(off);
+
+    // The recipe: make the certificates, restart kube-apiserver with the printed flags.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("front-proxy");
+    let certs = kaddons_with(
+        &dir.path().join("no-kubeconfig"),
+        &["aggregator", "certs", "--out", out_dir.to_str().unwrap()],
+    )
+    .expect(0);
+    let flags: Vec<String> = certs
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("--"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(flags.len(), 7, "{}", certs.stdout);
+    let Some(on) = ControlPlane::own(Options {
+        front_proxy: FrontProxy::Flags(flags),
+        controller_manager: false,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let _guard = on.failure_guard();
+    kaddons(
+        &on,
+        &[
+            "enable",
+            "metrics-server",
+            "--profile",
+            "kubeadm",
+            "--no-wait",
+        ],
+    )
+    .expect(0);
+}
