@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::Api;
-use kube::runtime::wait::await_condition;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
 use super::client::{ClusterError, Connection};
@@ -210,35 +211,54 @@ where
         Some(Err(s)) => s,
         None => "not found".into(),
     };
+    // The client's read timeout (--request-timeout) also bounds a watch stream that sees no
+    // event, and a real API server can stay silent for longer. So the server is asked to end
+    // each watch before that (timeoutSeconds), the watcher then watches again from where it
+    // was, and a failed watch is retried with backoff until the deadline, not reported as the
+    // outcome of the wait.
+    let per_watch = conn
+        .request_timeout
+        .as_secs()
+        .saturating_sub(1)
+        .clamp(1, 290) as u32;
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(per_watch);
+    let mut events = std::pin::pin!(watcher(api.clone(), config)
+        .default_backoff()
+        .applied_objects());
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let cond = move |o: Option<&K>| o.is_some_and(|o| ready(o).is_ok());
-    match tokio::time::timeout(remaining, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(_)) => {
-            progress.finish(step, started.elapsed(), true);
-            Ok(())
-        }
-        Ok(Err(e)) => {
-            progress.finish(step, started.elapsed(), false);
-            Err(WaitError::Timeout {
-                step: step.to_string(),
-                state: format!("watch failed: {e}"),
-                after: started.elapsed(),
-            })
-        }
-        Err(_) => {
-            progress.finish(step, started.elapsed(), false);
-            if let Ok(Some(o)) = conn.get_opt(api.get(name)).await {
-                if let Err(s) = ready(&o) {
-                    state = s;
-                }
+    let mut last_error = None;
+    let watched = tokio::time::timeout(remaining, async {
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(o) => match ready(&o) {
+                    Ok(()) => return true,
+                    Err(s) => state = s,
+                },
+                Err(e) => last_error = Some(e.to_string()),
             }
-            Err(WaitError::Timeout {
-                step: step.to_string(),
-                state,
-                after: started.elapsed(),
-            })
         }
+        false
+    })
+    .await;
+    if watched == Ok(true) {
+        progress.finish(step, started.elapsed(), true);
+        return Ok(());
     }
+    progress.finish(step, started.elapsed(), false);
+    if let Ok(Some(o)) = conn.get_opt(api.get(name)).await {
+        if let Err(s) = ready(&o) {
+            state = s;
+        }
+    } else if let Some(e) = last_error {
+        state = format!("{state} (last watch error: {e})");
+    }
+    Err(WaitError::Timeout {
+        step: step.to_string(),
+        state,
+        after: started.elapsed(),
+    })
 }
 
 #[cfg(test)]

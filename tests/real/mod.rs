@@ -10,6 +10,7 @@
 mod lifecycle;
 mod ownership;
 mod preflight;
+mod waits;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -51,6 +52,21 @@ impl Run {
         );
         self
     }
+}
+
+/// The built `kaddons` against `kubeconfig` in a clean environment, to spawn.
+pub fn kaddons_command(kubeconfig: &Path) -> std::process::Command {
+    let home = std::env::temp_dir().join(format!("kaddons-real-home-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kaddons"));
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdin(std::process::Stdio::null());
+    cmd
 }
 
 /// Runs the built `kaddons` against `kubeconfig`, in a clean environment.
