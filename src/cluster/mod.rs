@@ -10,4 +10,5 @@ pub mod kubeconfig;
 pub mod observe;
 pub mod resources;
 pub mod status;
+pub mod top;
 pub mod wait;
