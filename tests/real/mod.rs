@@ -7,6 +7,7 @@
 //! so the tests that enable it on the shared control plane take [`exclusive`] and leave the
 //! addon disabled. Tests that need other API server flags start a control plane of their own.
 
+mod converge;
 mod lifecycle;
 mod ownership;
 mod preflight;

@@ -550,11 +550,79 @@ impl ControlPlane {
         FailureGuard(self)
     }
 
+    /// A copy of the admin kubeconfig that reaches the API server through 127.0.0.1:`port`
+    /// (e.g. a [`SlowProxy`]); the serving certificate names 127.0.0.1, so it verifies.
+    pub fn admin_kubeconfig_via(&self, port: u16) -> PathBuf {
+        let path = self.dir.join(format!("admin-via-{port}.kubeconfig"));
+        let text = std::fs::read_to_string(&self.admin_kubeconfig)
+            .expect("reading the admin kubeconfig")
+            .replace(&self.server, &format!("https://127.0.0.1:{port}"));
+        write(&path, &text);
+        path
+    }
+
     /// A namespace of its own for one test (created now; names must be unique per process).
     pub fn namespace(&self, name: &str) -> String {
         let ns = format!("{name}-{}", std::process::id());
         self.kubectl_ok(&["create", "namespace", &ns]);
         ns
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 that holds every chunk a client sends for `delay` before passing
+/// it to `upstream` (TLS passes through untouched). It makes each API request take at least
+/// `delay`, so a test can stop a client between two of its requests. Stops when dropped.
+pub struct SlowProxy {
+    pub port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: u16, delay: Duration) -> SlowProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("binding 127.0.0.1:0");
+        let port = listener.local_addr().expect("proxy address").port();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            tokio::time::sleep(delay).await;
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        SlowProxy {
+            port,
+            _runtime: runtime,
+        }
     }
 }
 
