@@ -8,6 +8,7 @@
 //! addon disabled. Tests that need other API server flags start a control plane of their own.
 
 mod converge;
+mod doctor_apply;
 mod lifecycle;
 mod ownership;
 mod preflight;
