@@ -1,7 +1,7 @@
 //! The command line: commands, flags and their help. Nothing here does any work; see
 //! `commands/` for that.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,21 +78,26 @@ pub enum OutputFormat {
     Json,
 }
 
+const LIST_HELP: &str = "Examples:\n  kaddons list\n  kaddons list -o json\n\nWithout a reachable cluster the STATUS column says unknown (exit code 0).";
+const ENABLE_HELP: &str = "Examples:\n  kaddons enable metrics-server\n  kaddons enable metrics-server --profile kind --no-wait\n  kaddons enable metrics-server --image-mirror cn\n  kaddons enable metrics-server --dry-run\n  kaddons enable metrics-server --force     # take over an install by minikube, helm or kubectl\n\nExit codes: 0 enabled and working, 1 applied but not working within --timeout (the likely cause is printed), 2 error.";
+const DISABLE_HELP: &str =
+    "Examples:\n  kaddons disable metrics-server\n  kaddons disable metrics-server --no-wait";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the addons in the catalog, with their state in the cluster.
     #[command(
-        after_help = "Examples:\n  kaddons list\n  kaddons list -o json\n\nWithout a reachable cluster the STATUS column says unknown (exit code 0)."
+        after_help = LIST_HELP
     )]
     List,
     /// Apply an addon with server-side apply, then wait until it really works.
     #[command(
-        after_help = "Examples:\n  kaddons enable metrics-server\n  kaddons enable metrics-server --profile kind --no-wait\n  kaddons enable metrics-server --image-mirror cn\n  kaddons enable metrics-server --dry-run\n  kaddons enable metrics-server --force     # take over an install by minikube, helm or kubectl\n\nExit codes: 0 enabled and working, 1 applied but not working within --timeout (the likely cause is printed), 2 error."
+        after_help = ENABLE_HELP
     )]
     Enable(EnableArgs),
     /// Delete what kaddons created for an addon (and nothing else).
     #[command(
-        after_help = "Examples:\n  kaddons disable metrics-server\n  kaddons disable metrics-server --no-wait"
+        after_help = DISABLE_HELP
     )]
     Disable(DisableArgs),
     /// Find out why an addon does not work (default: metrics-server), with a fix for each finding.
@@ -145,6 +150,41 @@ pub enum Command {
         after_help = "Examples:\n  kaddons config view\n  kaddons config set imageMirror cn\n  kaddons config get profile\n  kaddons config unset imageMirror\n\nKeys: profile, imageMirror, registry, requestTimeout, context.\nThe file is $KADDONS_CONFIG, else $XDG_CONFIG_HOME/kaddons/config.yaml, else ~/.config/kaddons/config.yaml.\nPrecedence: flag > KADDONS_* environment variable > config file > default."
     )]
     Config(ConfigCommand),
+    /// minikube's spelling, `kaddons addons list|enable|disable`, kept for muscle memory.
+    #[command(hide = true)]
+    Addons {
+        #[command(subcommand)]
+        command: AddonsCommand,
+    },
+}
+
+/// `kaddons addons ...`: the same commands as `kaddons list|enable|disable`.
+#[derive(Debug, Subcommand)]
+pub enum AddonsCommand {
+    /// List the addons in the catalog, with their state in the cluster.
+    #[command(after_help = LIST_HELP)]
+    List,
+    /// Apply an addon with server-side apply, then wait until it really works.
+    #[command(after_help = ENABLE_HELP)]
+    Enable(EnableArgs),
+    /// Delete what kaddons created for an addon (and nothing else).
+    #[command(after_help = DISABLE_HELP)]
+    Disable(DisableArgs),
+}
+
+impl Command {
+    /// The command itself, with minikube's `addons` spelling resolved, so that settings and
+    /// dispatch see one command whichever way it was typed.
+    pub fn canonical(self) -> Command {
+        match self {
+            Command::Addons { command } => match command {
+                AddonsCommand::List => Command::List,
+                AddonsCommand::Enable(args) => Command::Enable(args),
+                AddonsCommand::Disable(args) => Command::Disable(args),
+            },
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -465,47 +505,9 @@ fn as_plugin(mut cmd: clap::Command) -> clap::Command {
     cmd
 }
 
-/// Global flags that take a value, so that their value is not mistaken for a command.
-const VALUE_FLAGS: [&str; 6] = [
-    "--kubeconfig",
-    "--context",
-    "--addons-dir",
-    "--output",
-    "-o",
-    "--request-timeout",
-];
-
-/// Drops a leading `addons` command so that minikube's `addons list|enable|disable` spelling
-/// runs the same commands.
-pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let mut args: Vec<OsString> = args.into_iter().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let Some(arg) = args[i].to_str() else { break };
-        if VALUE_FLAGS.contains(&arg) {
-            i += 2;
-        } else if arg.starts_with('-') {
-            i += 1;
-        } else {
-            if arg == "addons" && i + 1 < args.len() {
-                args.remove(i);
-            }
-            break;
-        }
-    }
-    args
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn norm(args: &[&str]) -> Vec<String> {
-        normalize_args(args.iter().map(OsString::from))
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
-    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -538,18 +540,33 @@ mod tests {
         );
     }
 
+    fn parse(args: &[&str]) -> Command {
+        let cli = Cli::try_parse_from(std::iter::once("kaddons").chain(args.iter().copied()));
+        cli.unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+            .canonical()
+    }
+
     #[test]
-    fn addons_prefix_is_dropped_only_in_command_position() {
-        assert_eq!(norm(&["kaddons", "addons", "list"]), ["kaddons", "list"]);
-        assert_eq!(
-            norm(&["kaddons", "-q", "--context", "addons", "addons", "list"]),
-            ["kaddons", "-q", "--context", "addons", "list"]
-        );
-        assert_eq!(
-            norm(&["kaddons", "render", "addons"]),
-            ["kaddons", "render", "addons"]
-        );
-        assert_eq!(norm(&["kaddons", "addons"]), ["kaddons", "addons"]);
+    fn minikube_addons_spelling_runs_the_same_commands() {
+        assert!(matches!(parse(&["addons", "list"]), Command::List));
+        assert!(matches!(
+            parse(&["-q", "--context", "addons", "addons", "list"]),
+            Command::List
+        ));
+        match parse(&["addons", "enable", "metrics-server", "--no-wait"]) {
+            Command::Enable(args) => assert!(args.wait.no_wait),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["addons", "disable", "metrics-server"]),
+            Command::Disable(_)
+        ));
+        // `addons` is a command only in command position, and not one of its own.
+        assert!(matches!(parse(&["render", "addons"]), Command::Render(_)));
+        assert!(Cli::try_parse_from(["kaddons", "addons"]).is_err());
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("\n  addons "), "hidden: {help}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use commands::ExitStatus;
 use printer::Printer;
 
 fn main() -> ExitCode {
-    let args = cli::normalize_args(std::env::args_os());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Installed or linked as kubectl-kaddons, the binary is `kubectl kaddons` in its help.
     let plugin = cli::invoked_as_plugin(args.first().map(|a| a.as_os_str()));
     let parsed = cli::command(plugin)
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    cli.command = cli.command.canonical();
     let printer = Printer::new(cli.global.quiet);
     let custom_filter = std::env::var("KADDONS_LOG").ok();
     printer::init_tracing(

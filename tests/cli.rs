@@ -93,6 +93,16 @@ fn minikube_style_addons_prefix() {
         .assert()
         .success()
         .stdout(predicate::str::contains("metrics-server"));
+    kaddons(h.path())
+        .args(["addons", "enable", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kaddons enable metrics-server --dry-run"));
+    kaddons(h.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\n  addons ").not());
 }
 
 #[test]

@@ -51,6 +51,9 @@ pub async fn run(cli: Cli, settings: &Settings, printer: &Printer) -> anyhow::Re
         Command::Apply(args) => apply::run(global, args, printer).await,
         Command::Completion(args) => completion::run(args, global, printer),
         Command::Config(cmd) => config::run(global, cmd, settings, printer),
+        Command::Addons { .. } => {
+            unreachable!("main resolves `addons ...` with Command::canonical before settings")
+        }
     }
 }
 
