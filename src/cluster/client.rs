@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::config::{Config, KubeConfigOptions};
 
-use super::kubeconfig;
+use super::{kubeconfig, tls};
 
 /// Makes ring the process-wide TLS provider. rustls cannot choose by itself when more than
 /// one provider is compiled in (test builds pull in aws-lc-rs through dev-dependencies), and
@@ -49,6 +49,12 @@ pub enum ClusterError {
         context: String,
         message: String,
     },
+    #[error("cannot trust the API server {server} (context \"{context}\"): {message}")]
+    UntrustedServer {
+        server: String,
+        context: String,
+        message: String,
+    },
     #[error("the API server {server} (context \"{context}\") did not answer within {}s; check that the cluster is running, or raise --request-timeout", .timeout.as_secs())]
     Timeout {
         server: String,
@@ -82,6 +88,7 @@ impl ClusterError {
                 | ClusterError::Kubeconfig(_)
                 | ClusterError::BadContext { .. }
                 | ClusterError::Unreachable { .. }
+                | ClusterError::UntrustedServer { .. }
                 | ClusterError::Timeout { .. }
                 | ClusterError::Unauthorized { .. }
         )
@@ -114,9 +121,10 @@ impl Connection {
     /// Builds a client from the kubeconfig (or the in-cluster service account when there is no
     /// kubeconfig). Makes no request.
     pub async fn connect(opts: &ClientOptions) -> Result<Self> {
-        let (mut config, context) = match kubeconfig::load(opts.kubeconfig.as_deref())? {
+        let (mut config, context, trust) = match kubeconfig::load(opts.kubeconfig.as_deref())? {
             Some(k) => {
                 let selected = kubeconfig::select(&k, opts.context.as_deref())?;
+                let trust = selected.as_ref().map(|s| trust_source(&k, s));
                 let context =
                     selected
                         .map(|s| s.context)
@@ -134,11 +142,12 @@ impl Connection {
                         context: context.clone(),
                         message: e.to_string(),
                     })?;
-                (config, context)
+                (config, context, trust)
             }
             None => (
                 Config::incluster().map_err(|_| ClusterError::NoConfig)?,
                 "in-cluster".to_string(),
+                None,
             ),
         };
         // kube's default retry layer retries 429/503/504 up to 15 times with a backoff that
@@ -156,10 +165,25 @@ impl Connection {
             .to_string()
             .trim_end_matches('/')
             .to_string();
-        let client = kube::Client::try_from(config).map_err(|e| ClusterError::BadContext {
+        let bad_context = |message: String| ClusterError::BadContext {
             context: context.clone(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        // A CA bundle is checked as kubectl checks it (cluster::tls); without one (the system's
+        // roots), with insecure-skip-tls-verify or through a proxy, kube's own client is used.
+        let client = match config.root_cert.as_deref() {
+            Some(roots) if !config.accept_invalid_certs && config.proxy_url.is_none() => {
+                let trust = match (&config.root_cert_file, trust) {
+                    (Some(file), _) => format!("the service account CA {}", file.display()),
+                    (None, Some(trust)) => trust,
+                    (None, None) => "the certificate authority".into(),
+                };
+                tls::KubectlVerifier::new(roots, trust)
+                    .and_then(|verifier| tls::client(&config, verifier))
+                    .map_err(|e| bad_context(e.to_string()))?
+            }
+            _ => kube::Client::try_from(config).map_err(|e| bad_context(e.to_string()))?,
+        };
         Ok(Connection {
             client,
             context,
@@ -216,6 +240,13 @@ impl Connection {
                 }
             },
             other => {
+                if let Some(rejected) = tls::rejection(&other) {
+                    return ClusterError::UntrustedServer {
+                        server,
+                        context,
+                        message: rejected.to_string(),
+                    };
+                }
                 let message = root_cause(&other);
                 if message.contains("timed out") || message.contains("deadline") {
                     ClusterError::Timeout {
@@ -232,6 +263,27 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Where the selected cluster's CA bundle comes from, for messages: the file or the inline
+/// data of the kubeconfig's cluster entry.
+fn trust_source(k: &kube::config::Kubeconfig, selected: &kubeconfig::Selected) -> String {
+    let name = selected.cluster.as_deref().unwrap_or("(none)");
+    let cluster = k
+        .clusters
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.cluster.as_ref());
+    match cluster {
+        Some(c) if c.certificate_authority_data.is_some() => {
+            format!("the certificate-authority-data of cluster \"{name}\"")
+        }
+        Some(c) if c.certificate_authority.is_some() => format!(
+            "certificate-authority {} of cluster \"{name}\"",
+            c.certificate_authority.as_deref().unwrap_or_default()
+        ),
+        _ => format!("the certificate authority of cluster \"{name}\""),
     }
 }
 

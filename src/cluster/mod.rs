@@ -10,5 +10,6 @@ pub mod kubeconfig;
 pub mod observe;
 pub mod resources;
 pub mod status;
+pub mod tls;
 pub mod top;
 pub mod wait;
