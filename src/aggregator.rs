@@ -11,12 +11,12 @@
 //! certificate signed by it, written with safe permissions, plus the exact kube-apiserver flags
 //! that use them. It writes files and nothing else: no cluster access, no CLI code.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use kaddons_model::files::{self, PUBLIC_MODE, SECRET_MODE};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -39,9 +39,6 @@ const CA_VALIDITY: Duration = Duration::from_secs((10 * 365 + 2) * DAY);
 const CLIENT_VALIDITY: Duration = Duration::from_secs(365 * DAY);
 /// Backdating covers small clock differences between this machine and the control plane.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
-
-const CERT_MODE: u32 = 0o644;
-const KEY_MODE: u32 = 0o600;
 
 /// What went wrong while creating front-proxy certificates.
 #[derive(Debug, thiserror::Error)]
@@ -119,10 +116,10 @@ impl FrontProxyCerts {
 
     fn files(&self) -> [(&Path, u32); 4] {
         [
-            (&self.ca_cert, CERT_MODE),
-            (&self.ca_key, KEY_MODE),
-            (&self.client_cert, CERT_MODE),
-            (&self.client_key, KEY_MODE),
+            (&self.ca_cert, PUBLIC_MODE),
+            (&self.ca_key, SECRET_MODE),
+            (&self.client_cert, PUBLIC_MODE),
+            (&self.client_key, SECRET_MODE),
         ]
     }
 }
@@ -247,20 +244,13 @@ fn remove_if_present(path: &Path) -> Result<(), AggregatorError> {
     }
 }
 
-/// Creates `path` (which must not exist) with `mode` and writes `content` to it.
+/// Creates `path` (which must not exist) with `mode` and writes `content` to it: keys are
+/// secrets from their first byte, never written and chmod-ed after.
 fn write_new(path: &Path, mode: u32, content: &[u8]) -> Result<(), AggregatorError> {
-    let err = |source| AggregatorError::Write {
+    files::create_with_mode(path, content, mode).map_err(|source| AggregatorError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(err)?;
-    file.write_all(content).map_err(err)?;
-    file.sync_all().map_err(err)
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,21 @@ pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Like [`write_with_mode`] for a file that must not exist yet: an existing path, a symlink
+/// included, is refused (`O_EXCL`), so nothing planted there between a check and the write is
+/// followed. `mode` is subject to the umask, as for any newly created file.
+pub fn create_with_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
 #[cfg(unix)]
 fn open_with_mode(path: &Path, mode: u32) -> io::Result<File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -75,6 +90,24 @@ mod tests {
 
         write_with_mode(&dir.join("cert.pem"), b"c", PUBLIC_MODE).unwrap();
         assert_eq!(mode(&dir.join("cert.pem")), 0o644);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn create_with_mode_refuses_what_exists_and_never_follows_a_symlink() {
+        let dir = std::env::temp_dir().join(format!("kaddons-create-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key.pem");
+        create_with_mode(&key, b"k", SECRET_MODE).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        let again = create_with_mode(&key, b"x", SECRET_MODE).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&key).unwrap(), b"k");
+        let link = dir.join("link.pem");
+        std::os::unix::fs::symlink(dir.join("target"), &link).unwrap();
+        assert!(create_with_mode(&link, b"x", SECRET_MODE).is_err());
+        assert!(!dir.join("target").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
