@@ -80,20 +80,6 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// True when the cluster could not be talked to at all (as opposed to refusing a request).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            ClusterError::NoConfig
-                | ClusterError::Kubeconfig(_)
-                | ClusterError::BadContext { .. }
-                | ClusterError::Unreachable { .. }
-                | ClusterError::UntrustedServer { .. }
-                | ClusterError::Timeout { .. }
-                | ClusterError::Unauthorized { .. }
-        )
-    }
-
     /// The HTTP status of an API answer, if this is one.
     pub fn code(&self) -> Option<u16> {
         match self {
