@@ -101,6 +101,44 @@ struct Flags {
     /// kubeconfig to reach the API server (default: in-cluster configuration).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Log verbosity, as upstream's klog `-v`/`--v=N`: 0-3 info, 4-5 debug (one line per
+    /// scraped node and cycle), 6 and more trace. Logs go to stderr.
+    #[arg(short = 'v', long = "v", value_name = "N", default_value_t = 0)]
+    verbosity: u8,
+}
+
+/// The log level for klog's `-v N`.
+fn log_level(verbosity: u8) -> tracing::Level {
+    match verbosity {
+        0..=3 => tracing::Level::INFO,
+        4..=5 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    }
+}
+
+/// Logs to stderr at the `-v` level; targets outside this package stay at warn and above
+/// unless -v asks for trace.
+fn install_logger(verbosity: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = log_level(verbosity);
+    let others = if level == tracing::Level::TRACE {
+        LevelFilter::TRACE
+    } else {
+        LevelFilter::WARN
+    };
+    let filter = Targets::new()
+        .with_default(others)
+        .with_target("kaddons_metrics_server", level)
+        .with_target("kaddons_model", level);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .try_init();
 }
 
 fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
@@ -155,9 +193,10 @@ async fn run(flags: Flags) -> Result<(), String> {
                     });
                 }
             }
-            Err(e) => {
-                eprintln!("warning: {e}; requests through the API aggregator will not authenticate")
-            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "requests through the API aggregator will not authenticate"
+            ),
         }
     }
 
@@ -234,10 +273,11 @@ async fn run(flags: Flags) -> Result<(), String> {
     let server = api::start(config, provider)
         .await
         .map_err(|e| format!("starting the API server: {e}"))?;
-    eprintln!(
-        "kaddons-metrics-server serving on https://{} (metric resolution {:?})",
-        server.local_addr(),
-        flags.metric_resolution
+    tracing::info!(
+        address = %server.local_addr(),
+        metric_resolution = ?flags.metric_resolution,
+        "kaddons-metrics-server serving on https://{}",
+        server.local_addr()
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -246,7 +286,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         async move { scraper.run(stop_rx).await }
     });
     wait_for_signal().await;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = scraping.await;
     server.shutdown().await;
@@ -293,20 +333,21 @@ async fn wait_for_signal() {
 fn main() -> ExitCode {
     install_crypto_provider();
     let flags = Flags::parse();
+    install_logger(flags.verbosity);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            tracing::error!(error = %e, "starting the async runtime");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(flags)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -340,5 +381,23 @@ mod tests {
         ])
         .is_err());
         assert!(Flags::try_parse_from(["kaddons-metrics-server", "--tls-cert-file=/x"]).is_err());
+    }
+
+    #[test]
+    fn klog_verbosity_flag_sets_the_log_level() {
+        let v = |args: &[&str]| {
+            let mut argv = vec!["kaddons-metrics-server"];
+            argv.extend_from_slice(args);
+            Flags::try_parse_from(argv).map(|f| log_level(f.verbosity))
+        };
+        use tracing::Level;
+        assert_eq!(v(&[]).unwrap(), Level::INFO);
+        assert_eq!(v(&["--v=2"]).unwrap(), Level::INFO);
+        assert_eq!(v(&["-v", "4"]).unwrap(), Level::DEBUG);
+        assert_eq!(v(&["-v4"]).unwrap(), Level::DEBUG);
+        assert_eq!(v(&["--v", "6"]).unwrap(), Level::TRACE);
+        assert_eq!(v(&["--v=10"]).unwrap(), Level::TRACE);
+        assert!(v(&["--v=x"]).is_err());
+        assert!(v(&["--v=-1"]).is_err());
     }
 }

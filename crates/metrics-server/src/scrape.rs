@@ -337,11 +337,7 @@ impl KubeletClient {
         token: Option<&HeaderValue>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, FetchError> {
         sender.ready().await?;
-        let host = if target.address.contains(':') {
-            format!("[{}]:{}", target.address, target.port)
-        } else {
-            format!("{}:{}", target.address, target.port)
-        };
+        let host = target.host_port();
         let mut req = Request::get(target.path.as_str())
             .header(HOST, host)
             .header(ACCEPT, "text/plain")
@@ -566,6 +562,8 @@ struct Stats {
 #[derive(Debug)]
 pub struct NodeOutcome {
     pub node: String,
+    /// `host:port` of its kubelet.
+    pub address: String,
     pub duration: Duration,
     pub result: Result<(), FetchError>,
 }
@@ -701,7 +699,8 @@ impl Scraper {
                     Err(_) if in_flight => Err(FetchError::Timeout(timeout)),
                     Err(_) => Err(FetchError::Deadline),
                 };
-                (target.name, result, started.elapsed())
+                let address = target.host_port();
+                (target.name, address, result, started.elapsed())
             });
         }
 
@@ -709,8 +708,12 @@ impl Scraper {
         let mut outcomes = Vec::with_capacity(targets.len());
         while let Some(joined) = tasks.join_next().await {
             // A panicking node task loses only that node.
-            let Ok((node, result, duration)) = joined else {
-                continue;
+            let (node, address, result, duration) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(error = %e, "a node's scrape task failed");
+                    continue;
+                }
             };
             let result = match result {
                 Ok(batch) => {
@@ -721,6 +724,7 @@ impl Scraper {
             };
             outcomes.push(NodeOutcome {
                 node,
+                address,
                 duration,
                 result,
             });
@@ -738,7 +742,7 @@ impl Scraper {
     }
 
     /// Runs a cycle every metric resolution until `shutdown` turns true (or its sender is
-    /// dropped). Failed nodes are reported on stderr.
+    /// dropped). Failed nodes are logged (warn, with node and address).
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(self.inner.config.metric_resolution);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -751,9 +755,23 @@ impl Scraper {
                 r = self.scrape_once() => r,
                 _ = shutdown.changed() => break,
             };
-            for (node, e) in report.failed() {
-                eprintln!("scraping node {node}: {e}");
+            for n in &report.nodes {
+                match &n.result {
+                    Err(e) => tracing::warn!(
+                        node = %n.node,
+                        address = %n.address,
+                        error = %e,
+                        "scraping node failed"
+                    ),
+                    Ok(()) => tracing::debug!(
+                        node = %n.node,
+                        address = %n.address,
+                        duration = ?n.duration,
+                        "scraped node"
+                    ),
+                }
             }
+            tracing::debug!(duration = ?report.duration, nodes = report.nodes.len(), "scrape cycle done");
         }
     }
 
@@ -800,9 +818,13 @@ impl Scraper {
             match std::fs::read_to_string(path) {
                 Ok(t) => match bearer(&t) {
                     Some(v) => *cached = Some(v),
-                    None => eprintln!("{}: token is empty or not a valid header", path.display()),
+                    None => {
+                        tracing::warn!(path = %path.display(), "kubelet token is empty or not a valid header")
+                    }
                 },
-                Err(e) => eprintln!("reading kubelet token {}: {e}", path.display()),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "reading kubelet token failed")
+                }
             }
         }
         cached.clone()

@@ -48,6 +48,17 @@ pub struct NodeTarget {
     pub labels: BTreeMap<String, String>,
 }
 
+impl NodeTarget {
+    /// `address:port`, with an IPv6 address in brackets (the HTTP `Host` and log form).
+    pub fn host_port(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
 /// Provides the current scrape targets. Called once per cycle; must be cheap.
 pub trait NodeSource: Send + Sync + 'static {
     fn nodes(&self) -> Vec<NodeTarget>;
@@ -433,7 +444,7 @@ where
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
-            eprintln!("watching {what}: {e} (retrying)");
+            tracing::warn!(watch = what, error = %e, "watch failed, retrying");
         }
     }
 }
@@ -500,7 +511,7 @@ impl NodeSource for KubeSource {
             .unwrap_or_else(PoisonError::into_inner);
         for (node, e) in &errors {
             if reported.get(node) != Some(e) {
-                eprintln!("skipping node: {e}");
+                tracing::warn!(node = %node, error = %e, "skipping node");
             }
         }
         *reported = errors;
