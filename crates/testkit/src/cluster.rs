@@ -388,6 +388,8 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", free_port()),
             "--controllers=*".into(),
+            // Else it creates /usr/libexec/kubernetes/kubelet-plugins/volume/exec on the host.
+            format!("--flex-volume-plugin-dir={}", s(&dir.join("flexvolume"))),
         ];
 
         let (stop, owner) = spawn_owner(&bin_dir, &dir)?;
