@@ -6,11 +6,7 @@ use std::process::Stdio;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{kaddons, parse_docs, repo_path};
-
-fn home() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
+use crate::util::{home, kaddons, parse_docs, repo_path};
 
 const KIND_KUBECONFIG: &str = r#"apiVersion: v1
 kind: Config
@@ -97,7 +93,9 @@ fn minikube_style_addons_prefix() {
         .args(["addons", "enable", "--help"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("kaddons enable metrics-server --dry-run"));
+        .stdout(predicate::str::contains(
+            "kaddons enable metrics-server --dry-run",
+        ));
     kaddons(h.path())
         .arg("--help")
         .assert()

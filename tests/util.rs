@@ -177,3 +177,20 @@ pub fn check_schema(o: &Value) -> Result<(), String> {
         ))
     }
 }
+
+/// A fresh HOME for one test, removed when dropped.
+pub fn home() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The stdout of a command that must succeed (its stderr in the failure message).
+pub fn stdout(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
