@@ -2,28 +2,12 @@
 //! that serves the same usage two ways: metrics.k8s.io lists and a kubelet Summary. Both
 //! sources must print the same table; without metrics.k8s.io, auto falls back with a notice.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use kaddons_testkit::standin::{not_found, StandIn};
 
 use crate::util::{kaddons, repo_path};
 
-/// Serves until the returned runtime is dropped. `metrics` false answers metrics.k8s.io 404.
-fn stand_in(metrics: bool) -> (tokio::runtime::Runtime, String) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+/// Serves until dropped. `metrics` false answers metrics.k8s.io 404.
+fn stand_in(metrics: bool) -> StandIn {
     let read = |rel: &str| std::fs::read_to_string(repo_path(rel)).unwrap();
     let nodes = read("tests/fixtures/metrics-k8s-io-nodes.json");
     let pods = read("tests/fixtures/metrics-k8s-io-pods.json");
@@ -34,41 +18,13 @@ fn stand_in(metrics: bool) -> (tokio::runtime::Runtime, String) {
                    "status": {"allocatable": {"cpu": "4", "memory": "8025424Ki"}}}]
     })
     .to_string();
-    let routes = Arc::new(move |path: &str| -> (u16, String) {
-        match path {
-            "/api/v1/nodes" => (200, node_list.clone()),
-            "/api/v1/nodes/kind-control-plane/proxy/stats/summary" => (200, summary.clone()),
-            "/apis/metrics.k8s.io/v1beta1/nodes" if metrics => (200, nodes.clone()),
-            "/apis/metrics.k8s.io/v1beta1/pods" if metrics => (200, pods.clone()),
-            _ => (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"the server could not find the requested resource"}"#.to_string()),
-        }
-    });
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (status, body) = routes(req.uri().path());
-                    async move {
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (rt, format!("http://{addr}"))
+    StandIn::start(move |req| match req.path.as_str() {
+        "/api/v1/nodes" => (200, node_list.clone()),
+        "/api/v1/nodes/kind-control-plane/proxy/stats/summary" => (200, summary.clone()),
+        "/apis/metrics.k8s.io/v1beta1/nodes" if metrics => (200, nodes.clone()),
+        "/apis/metrics.k8s.io/v1beta1/pods" if metrics => (200, pods.clone()),
+        _ => not_found(),
+    })
 }
 
 fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
@@ -100,9 +56,9 @@ fn top(home: &std::path::Path, kc: &std::path::Path, args: &[&str]) -> (i32, Str
 
 #[test]
 fn both_sources_print_the_same_tables() {
-    let (_rt, url) = stand_in(true);
+    let server = stand_in(true);
     let home = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(home.path(), &url);
+    let kc = kubeconfig(home.path(), server.url());
     for args in [
         &["nodes"][..],
         &["pods", "-A"],
@@ -135,13 +91,18 @@ fn both_sources_print_the_same_tables() {
 
 #[test]
 fn without_a_metrics_api_auto_reads_the_kubelets_with_a_notice() {
-    let (_rt, url) = stand_in(false);
+    let server = stand_in(false);
     let home = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(home.path(), &url);
+    let kc = kubeconfig(home.path(), server.url());
     let (code, out, err) = top(home.path(), &kc, &["nodes"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("kind-control-plane"), "{out}");
     assert!(err.contains("not served"), "{err}");
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        paths.contains(&"/api/v1/nodes/kind-control-plane/proxy/stats/summary".to_string()),
+        "{paths:?}"
+    );
     // Asking for metrics.k8s.io explicitly fails, and says how to do without it.
     let (code, _, err) = top(home.path(), &kc, &["nodes", "--source", "metrics"]);
     assert_eq!(code, 2);
@@ -150,9 +111,9 @@ fn without_a_metrics_api_auto_reads_the_kubelets_with_a_notice() {
 
 #[test]
 fn json_output_has_the_documented_shape() {
-    let (_rt, url) = stand_in(true);
+    let server = stand_in(true);
     let home = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(home.path(), &url);
+    let kc = kubeconfig(home.path(), server.url());
     let (code, out, _) = top(home.path(), &kc, &["nodes", "-o", "json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

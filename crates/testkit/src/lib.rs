@@ -13,3 +13,4 @@ pub mod bins;
 pub mod cluster;
 pub mod fleet;
 pub mod pki;
+pub mod standin;
