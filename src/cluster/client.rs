@@ -128,6 +128,8 @@ impl Connection {
                         context: context.clone(),
                         message: e.to_string(),
                     })?;
+                let mut config = config;
+                token_file_as_kubectl_reads_it(&mut config);
                 (config, context, trust)
             }
             None => (
@@ -249,6 +251,20 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A kubeconfig's `tokenFile` as client-go reads it: surrounding whitespace trimmed (files
+/// written with `echo` end in a newline, which kube sends on and the server refuses as a
+/// header value), and the file winning over an inline `token`. Read once; a file that cannot
+/// be read is left to kube, which names it.
+fn token_file_as_kubectl_reads_it(config: &mut Config) {
+    let Some(path) = config.auth_info.token_file.as_deref() else {
+        return;
+    };
+    if let Ok(text) = std::fs::read_to_string(path) {
+        config.auth_info.token = Some(text.trim().to_string().into());
+        config.auth_info.token_file = None;
     }
 }
 

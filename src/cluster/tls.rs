@@ -334,23 +334,28 @@ fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
 }
 
 /// The certificate rejection inside a connection error, if that is what it is. The rustls
-/// error sits inside an `io::Error`, whose `source()` skips it, so each link is looked into.
+/// error sits inside an `io::Error` (whose `source()` skips it) or a boxed error, so each link
+/// of the chain is unwrapped as well.
 pub fn rejection<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Rejected> {
     let mut current = Some(err);
-    while let Some(e) = current {
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static))
-            .unwrap_or(e);
-        if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
-            inner.downcast_ref::<rustls::Error>()
-        {
-            if let Some(r) = other.0.downcast_ref::<Rejected>() {
-                return Some(r);
+    while let Some(link) = current {
+        let mut e = link;
+        loop {
+            if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
+                e.downcast_ref::<rustls::Error>()
+            {
+                return other.0.downcast_ref::<Rejected>();
+            }
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                e = inner;
+            } else {
+                break;
             }
         }
-        current = e.source();
+        current = link.source();
     }
     None
 }

@@ -12,6 +12,7 @@ mod doctor_apply;
 mod lifecycle;
 mod ownership;
 mod preflight;
+mod tls;
 mod waits;
 
 use std::path::Path;
