@@ -7,6 +7,7 @@
 //! so the tests that enable it on the shared control plane take [`exclusive`] and leave the
 //! addon disabled. Tests that need other API server flags start a control plane of their own.
 
+mod aggregation;
 mod converge;
 mod doctor_apply;
 mod lifecycle;

@@ -8,6 +8,7 @@
 //!   from the Go modules in `k8s/`;
 //! - [`bins`]: binaries of the other workspace packages.
 
+pub mod aggregation;
 pub mod auth;
 pub mod bins;
 pub mod cluster;
