@@ -46,16 +46,27 @@ fn a_killed_enable_or_disable_converges_when_run_again() {
     super::kaddons_with(&slow, &enable).expect(0);
     let whole = t0.elapsed().as_millis() as u64;
     disabled(cp);
+    // The kill time adapts: later when a kill came before the first apply, earlier when it
+    // came after the last, and onwards by a tenth of the run after a kill that interrupted,
+    // so the rounds land between different requests whatever the machine's load.
     let mut partial_enables = 0;
-    let rounds: Vec<u64> = (1..=7).map(|k| whole * k / 8).collect();
-    for ms in rounds.iter().copied() {
-        killed_after(&slow, &enable, Duration::from_millis(ms));
+    let mut ms = whole / 2;
+    let mut rounds = Vec::new();
+    for _ in 0..10 {
+        let at = ms;
+        rounds.push(at);
+        killed_after(&slow, &enable, Duration::from_millis(at));
         let seen = labelled_objects(cp);
-        if !seen.is_empty() && seen.len() < complete.len() {
+        if seen.is_empty() {
+            ms = ms * 4 / 3 + 10;
+        } else if seen.len() == complete.len() {
+            ms = ms * 2 / 3;
+        } else {
             partial_enables += 1;
+            ms += whole / 10;
         }
         kaddons(cp, &enable).expect(0);
-        assert_eq!(labelled_objects(cp), complete, "after a kill at {ms} ms");
+        assert_eq!(labelled_objects(cp), complete, "after a kill at {at} ms");
         // And a third run finds nothing to do.
         let again = kaddons(
             cp,
@@ -77,18 +88,18 @@ fn a_killed_enable_or_disable_converges_when_run_again() {
                 .unwrap()
                 .iter()
                 .all(|c| c["change"] == "unchanged"),
-            "after a kill at {ms} ms: {again}"
+            "after a kill at {at} ms: {again}"
         );
 
         killed_after(
             &slow,
             &["disable", "metrics-server"],
-            Duration::from_millis(ms),
+            Duration::from_millis(at),
         );
         kaddons(cp, &["disable", "metrics-server"]).expect(0);
         assert!(
             labelled_objects(cp).is_empty(),
-            "after a killed disable at {ms} ms"
+            "after a killed disable at {at} ms"
         );
     }
     // The kills really interrupted something (else this test proves nothing).
