@@ -3,7 +3,7 @@
 
 use kaddons_testkit::cluster::{ControlPlane, FrontProxy, Options};
 
-use super::{kaddons, kaddons_with};
+use super::kaddons;
 
 const SEVEN_FLAGS: [&str; 7] = [
     "--requestheader-client-ca-file",
@@ -61,28 +61,25 @@ fn without_the_aggregation_layer_enable_stops_then_the_printed_flags_fix_it() {
     drop(_guard);
     drop(off);
 
-    // The recipe: make the certificates, restart kube-apiserver with the printed flags.
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("front-proxy");
-    let certs = kaddons_with(
-        &dir.path().join("no-kubeconfig"),
-        &["aggregator", "certs", "--out", out_dir.to_str().unwrap()],
-    )
-    .expect(0);
-    let flags: Vec<String> = certs
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("--"))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(flags.len(), 7, "{}", certs.stdout);
+    // The recipe: `kaddons aggregator certs`, then kube-apiserver restarted with exactly the
+    // flags it printed (FrontProxy::Kaddons runs the built binary and passes them verbatim).
     let Some(on) = ControlPlane::own(Options {
-        front_proxy: FrontProxy::Flags(flags),
+        front_proxy: FrontProxy::Kaddons,
         controller_manager: false,
         ..Options::default()
     }) else {
         return;
     };
+    let auth = on.kubectl_ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kube-system",
+        "extension-apiserver-authentication",
+        "-o",
+        "jsonpath={.data.requestheader-allowed-names}",
+    ]);
+    assert_eq!(auth, r#"["front-proxy-client"]"#);
     let _guard = on.failure_guard();
     kaddons(
         &on,

@@ -32,8 +32,12 @@ pub const KUBERNETES_VERSION: &str = "v1.34.4";
 /// How the front proxy (kube-aggregator → aggregated servers) is configured.
 #[derive(Debug, Clone, Default)]
 pub enum FrontProxy {
-    /// A front-proxy CA and client certificate made by the harness, with the seven flags.
+    /// What a user of kaddons does: `kaddons aggregator certs --out DIR` (the workspace's
+    /// built binary) makes the front-proxy CA and client certificate, and the seven flags it
+    /// prints go to kube-apiserver verbatim. The default.
     #[default]
+    Kaddons,
+    /// A front-proxy CA and client certificate made by the harness, with the seven flags.
     Generated,
     /// The files `kaddons aggregator certs --out DIR` wrote, with the flags it printed
     /// (passed through verbatim, so the recipe kaddons prints is what runs).
@@ -57,7 +61,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            front_proxy: FrontProxy::Generated,
+            front_proxy: FrontProxy::Kaddons,
             controller_manager: true,
             apiserver_args: Vec::new(),
             serving_cert: None,
@@ -176,6 +180,38 @@ fn which_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// Runs `kaddons aggregator certs --out dir` and returns the kube-apiserver flags it prints
+/// (the lines of its standard output that start with `--`).
+pub fn kaddons_aggregator_flags(dir: &Path) -> Result<Vec<String>, Unavailable> {
+    let kaddons = crate::bins::workspace_bin("kaddons", "kaddons");
+    let out = Command::new(&kaddons)
+        .args(["aggregator", "certs", "--out"])
+        .arg(dir)
+        .env("HOME", dir.parent().unwrap_or(dir))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Unavailable::Failed(format!("running {}: {e}", kaddons.display())))?;
+    if !out.status.success() {
+        return Err(Unavailable::Failed(format!(
+            "kaddons aggregator certs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let flags: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("--"))
+        .map(str::to_string)
+        .collect();
+    if flags.len() != 7 {
+        return Err(Unavailable::Failed(format!(
+            "kaddons aggregator certs printed {} flags, not the seven: {flags:?}",
+            flags.len()
+        )));
+    }
+    Ok(flags)
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel picks it; a small race until the server binds).
@@ -372,6 +408,9 @@ impl ControlPlane {
                         s(&p("front-proxy-client.key"))
                     ),
                 ]);
+            }
+            FrontProxy::Kaddons => {
+                apiserver.extend(kaddons_aggregator_flags(&dir.join("front-proxy"))?)
             }
             FrontProxy::Flags(flags) => apiserver.extend(flags.iter().cloned()),
             FrontProxy::Off => {}
