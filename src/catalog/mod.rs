@@ -8,6 +8,7 @@
 
 pub mod labels;
 pub mod values;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,6 +171,10 @@ pub struct AddonDef {
     pub choices: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub profiles: BTreeMap<Profile, ProfileOverlay>,
+    /// Upstream releases kaddons can install, each with the Kubernetes versions it supports.
+    /// Absent: one release, `upstream.version`, for any Kubernetes version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<versions::VersionDef>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -243,18 +248,69 @@ pub struct TemplateFile {
     pub source: String,
 }
 
-/// A loaded, validated addon.
+/// A loaded, validated addon, at one of its upstream versions (the newest unless
+/// [`Addon::at`] chose another). `def` holds the values, images and versions of that release.
 #[derive(Debug, Clone)]
 pub struct Addon {
     pub def: AddonDef,
     /// Sorted by file name.
     pub templates: Vec<TemplateFile>,
     pub source: Source,
+    /// Newest first; never empty.
+    versions: Vec<versions::VersionDef>,
+    /// Index into `versions` of the release `def` describes.
+    selected: usize,
+    /// `def` at the newest release, which [`Addon::at`] starts from.
+    newest: Box<AddonDef>,
 }
 
 impl Addon {
     pub fn name(&self) -> &str {
         &self.def.name
+    }
+
+    /// The upstream releases, newest first.
+    pub fn versions(&self) -> &[versions::VersionDef] {
+        &self.versions
+    }
+
+    /// The release this addon renders.
+    pub fn version(&self) -> &versions::VersionDef {
+        &self.versions[self.selected]
+    }
+
+    /// The addon at release `index` of [`Addon::versions`]: its image tags, its defaults and
+    /// its template features. What the releases share stays as written once in addon.yaml.
+    pub fn at(&self, index: usize) -> Addon {
+        let mut def = (*self.newest).clone();
+        let v = &self.versions[index.min(self.versions.len() - 1)];
+        def.upstream.version = v.upstream.clone();
+        def.version = v.addon_version.clone();
+        for (name, tag) in &v.images {
+            if let Some(image) = def.images.get_mut(name) {
+                image.tag = tag.clone();
+            }
+        }
+        if v.values.is_object() {
+            values::merge(&mut def.values, &v.values);
+        }
+        Addon {
+            def,
+            templates: self.templates.clone(),
+            source: self.source.clone(),
+            versions: self.versions.clone(),
+            selected: index.min(self.versions.len() - 1),
+            newest: self.newest.clone(),
+        }
+    }
+
+    /// The upstream version an applied addon version (the `addon-version` annotation) stands
+    /// for, when it is one of this addon's releases.
+    pub fn upstream_of(&self, addon_version: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| v.addon_version == addon_version)
+            .map(|v| v.upstream.as_str())
     }
 
     /// The overlay for `profile`; an addon without one gets no patches.
@@ -490,10 +546,14 @@ impl Catalog {
                 let source = tree.read(&rel)?.unwrap_or_default();
                 templates.push(TemplateFile { name, source });
             }
+            let versions = sorted_versions(&def);
             let addon = Addon {
+                newest: Box::new(def.clone()),
                 def,
                 templates,
                 source: source.clone(),
+                versions,
+                selected: 0,
             };
             validate(
                 &addon,
@@ -501,6 +561,7 @@ impl Catalog {
                 &label,
                 &tree.label(&format!("templates/{dir_name}")),
             )?;
+            validate_versions(&addon, &label)?;
             self.addons.insert(dir_name, addon);
         }
         Ok(())
@@ -528,6 +589,88 @@ impl Catalog {
             known: self.mirrors.keys().cloned().collect::<Vec<_>>().join(", "),
         })
     }
+}
+
+/// The addon's releases newest first; one for `upstream.version`, supporting any Kubernetes,
+/// when addon.yaml lists none.
+fn sorted_versions(def: &AddonDef) -> Vec<versions::VersionDef> {
+    let mut list = def.versions.clone();
+    if list.is_empty() {
+        list.push(versions::VersionDef {
+            upstream: def.upstream.version.clone(),
+            addon_version: def.version.clone(),
+            kubernetes: versions::KubeVersion::new(1, 0),
+            source: String::new(),
+            images: BTreeMap::new(),
+            values: Value::Null,
+            features: BTreeMap::new(),
+        });
+    }
+    list.sort_by(|a, b| versions::compare_upstream(&b.upstream, &a.upstream));
+    list
+}
+
+/// The releases: the newest is the one `upstream`, `version` and `images` describe; every
+/// release names the same features, only known images and only known values.
+fn validate_versions(addon: &Addon, label: &str) -> Result<()> {
+    let invalid = |field: String, problem: String| Error::Invalid {
+        path: label.to_string(),
+        field,
+        problem,
+    };
+    let def = &addon.newest;
+    if def.versions.is_empty() {
+        return Ok(());
+    }
+    let newest = &addon.versions[0];
+    if newest.upstream != def.upstream.version || newest.addon_version != def.version {
+        return Err(invalid(
+            "versions".into(),
+            format!(
+                "the newest release is {} (addon version {}), but `upstream.version` is {} and `version` is {}; they must describe the newest",
+                newest.upstream, newest.addon_version, def.upstream.version, def.version
+            ),
+        ));
+    }
+    let features: Vec<&String> = newest.features.keys().collect();
+    for (i, v) in addon.versions.iter().enumerate() {
+        let field = format!(
+            "versions[{}]",
+            def.versions
+                .iter()
+                .position(|d| d.upstream == v.upstream)
+                .unwrap_or(i)
+        );
+        if addon.versions[..i].iter().any(|o| o.upstream == v.upstream) {
+            return Err(invalid(field, format!("{} is listed twice", v.upstream)));
+        }
+        if v.features.keys().collect::<Vec<_>>() != features {
+            return Err(invalid(
+                format!("{field}.features"),
+                format!(
+                    "{} names features {:?}, the newest names {:?}; every release must name the same ones",
+                    v.upstream,
+                    v.features.keys().collect::<Vec<_>>(),
+                    features
+                ),
+            ));
+        }
+        for name in v.images.keys() {
+            if !def.images.contains_key(name) {
+                return Err(invalid(
+                    format!("{field}.images.{name}"),
+                    "is not an image of `images`".into(),
+                ));
+            }
+        }
+        if !v.values.is_null() {
+            addon
+                .schema()
+                .check(&v.values)
+                .map_err(|e| invalid(format!("{field}.values"), e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks what serde cannot: names, registries, and that every profile patch only sets keys

@@ -110,6 +110,10 @@ pub fn render(addon: &Addon, req: &Request) -> Result<Rendered> {
             "namespace": addon.def.namespace,
             "version": addon.def.version,
         },
+        "version": {
+            "upstream": addon.version().upstream,
+            "features": addon.version().features,
+        },
     });
     let engine = template::Engine::new(&addon.templates)?;
     engine.check_paths(&values)?;
