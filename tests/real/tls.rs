@@ -7,17 +7,12 @@
 //! credentials matter); kaddons runs `list -o json`, which reached the cluster when no addon's
 //! state is `unknown`.
 //!
-//! The harness waits for readiness with its own kubectl and its admin kubeconfig, which trusts
-//! only the harness CA; a serving certificate from elsewhere would never look ready. So each
-//! control plane is started while a helper appends the certificate that makes the serving one
-//! verifiable (the self-signed certificate, or its CA) to the harness CA bundle, found through
-//! the kube-apiserver's `--client-ca-file` (the admin kubeconfig's `certificate-authority`
-//! is the same file). The bundle keeps the harness CA, so client certificates still verify.
+//! The harness's own kubeconfigs trust what makes each serving certificate verifiable
+//! (`Options::serving_cert`), so it can tell when the API server is ready.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use kaddons_testkit::cluster::{ControlPlane, FrontProxy, Options};
 
@@ -124,59 +119,23 @@ fn signed_ca_true(
     (dir.join(crt), dir.join(key))
 }
 
-/// A control plane serving `serving`, made ready-checkable by appending `harness_trust` to
-/// the harness CA bundle (see the module comment).
+/// A control plane serving `serving`, whose harness kubeconfigs trust `harness_trust` (the
+/// self-signed certificate itself, or its CA) so the harness can see it become ready.
 fn serving(
     serving: &(PathBuf, PathBuf),
     harness_trust: &Path,
     extra: &[String],
 ) -> Option<ControlPlane> {
-    let marker = format!("--tls-cert-file={}", serving.0.display());
-    let pem = std::fs::read_to_string(harness_trust).unwrap();
-    let helper = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Some(bundle) = client_ca_of_apiserver_with(&marker) {
-                let mut text = std::fs::read_to_string(&bundle).unwrap();
-                text.push_str(&pem);
-                std::fs::write(&bundle, text).unwrap();
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    });
-    let cp = ControlPlane::own(Options {
-        serving_cert: Some(serving.clone()),
+    ControlPlane::own(Options {
+        serving_cert: Some((
+            serving.0.clone(),
+            serving.1.clone(),
+            harness_trust.to_path_buf(),
+        )),
         controller_manager: false,
         front_proxy: FrontProxy::Generated,
         apiserver_args: extra.to_vec(),
-    });
-    assert!(
-        helper.join().unwrap() || cp.is_none(),
-        "no kube-apiserver with {}",
-        serving.0.display()
-    );
-    cp
-}
-
-/// The `--client-ca-file` of the running kube-apiserver whose command line holds `marker`.
-fn client_ca_of_apiserver_with(marker: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.iter().any(|a| a == marker) {
-            return args
-                .iter()
-                .find_map(|a| a.strip_prefix("--client-ca-file=").map(PathBuf::from));
-        }
-    }
-    None
+    })
 }
 
 /// A kubeconfig of one cluster `tls-test` (`cluster` and `user` are YAML lines, indented by

@@ -54,8 +54,9 @@ pub struct Options {
     pub controller_manager: bool,
     /// Extra kube-apiserver flags, appended last (a later flag wins).
     pub apiserver_args: Vec<String>,
-    /// Replace the serving certificate: (certificate file, key file).
-    pub serving_cert: Option<(PathBuf, PathBuf)>,
+    /// Replace the serving certificate: (certificate file, key file, and the PEM file that
+    /// makes it verifiable — its CA, or itself — which the harness's kubeconfigs trust).
+    pub serving_cert: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl Default for Options {
@@ -329,13 +330,19 @@ impl ControlPlane {
 
         let port = free_port();
         let server = format!("https://127.0.0.1:{port}");
+        // What the kubeconfigs trust: the cluster CA, or what makes a replaced serving
+        // certificate verifiable.
+        let server_trust = match &options.serving_cert {
+            Some((_, _, trust)) => trust.clone(),
+            None => p("ca.crt"),
+        };
         let kc = |user: &str| {
             let path = dir.join(format!("{user}.kubeconfig"));
             write(
                 &path,
                 &kubeconfig(
                     &server,
-                    &p("ca.crt"),
+                    &server_trust,
                     user,
                     &p(&format!("{user}.crt")),
                     &p(&format!("{user}.key")),
@@ -362,10 +369,10 @@ impl ControlPlane {
             // Test data is thrown away with the temp dir: no fsync on every write.
             "--unsafe-no-fsync".into(),
         ];
-        let (serving_crt, serving_key) = options
-            .serving_cert
-            .clone()
-            .unwrap_or((p("apiserver.crt"), p("apiserver.key")));
+        let (serving_crt, serving_key) = match &options.serving_cert {
+            Some((crt, key, _)) => (crt.clone(), key.clone()),
+            None => (p("apiserver.crt"), p("apiserver.key")),
+        };
         let mut apiserver: Vec<String> = vec![
             "--advertise-address=127.0.0.1".into(),
             "--bind-address=127.0.0.1".into(),
