@@ -68,20 +68,7 @@ fn a_killed_enable_or_disable_converges_when_run_again() {
         kaddons(cp, &enable).expect(0);
         assert_eq!(labelled_objects(cp), complete, "after a kill at {at} ms");
         // And a third run finds nothing to do.
-        let again = kaddons(
-            cp,
-            &[
-                "enable",
-                "metrics-server",
-                "--profile",
-                "kubeadm",
-                "--no-wait",
-                "-o",
-                "json",
-            ],
-        )
-        .expect(0)
-        .json();
+        let again = super::enable(cp, &["-o", "json"]).expect(0).json();
         assert!(
             again["changes"]
                 .as_array()

@@ -1,7 +1,7 @@
 //! `kaddons doctor`'s API-only checks and `kaddons apply -f` with `--prune`, on the real API
 //! server (no node: the addon can be applied but never work, which doctor must say).
 
-use super::{disabled, exclusive, kaddons, labelled_objects};
+use super::{disabled, enable, exclusive, kaddons, labelled_objects};
 
 fn checks(report: &serde_json::Value) -> Vec<(String, String)> {
     report["checks"]
@@ -51,17 +51,7 @@ fn doctor_reports_what_the_real_cluster_shows() {
     assert!(summary("api-serves").contains("404"), "{report}");
 
     // Enabled but not working: the aggregator's own reason is the evidence.
-    kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-        ],
-    )
-    .expect(0);
+    enable(cp, &[]).expect(0);
     let enabled = kaddons(cp, &["doctor", "-o", "json"]).expect(1).json();
     let found = checks(&enabled);
     assert!(

@@ -2,23 +2,7 @@
 //! real API server: field manager and phases, what "unchanged", "configured" and "pruned" mean
 //! to a real server-side apply, `dryRun=All`, and foreground deletion that waits until gone.
 
-use serde_json::Value;
-
-use super::{disabled, exclusive, get, kaddons, labelled_objects};
-
-fn changes(report: &Value) -> Vec<(String, String)> {
-    report["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .map(|c| {
-            (
-                c["object"].as_str().unwrap().to_string(),
-                c["change"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
+use super::{changes, disabled, enable, exclusive, get, kaddons, labelled_objects};
 
 fn count(changes: &[(String, String)], what: &str) -> usize {
     changes.iter().filter(|(_, c)| c == what).count()
@@ -48,21 +32,7 @@ fn enable_again_change_values_dry_run_and_disable_on_a_real_api_server() {
     disabled(cp);
 
     // First enable (HA: two replicas and a PodDisruptionBudget), without waiting: no node.
-    let first = kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--set",
-            "ha=true",
-            "--no-wait",
-            "-o",
-            "json",
-        ],
-    )
-    .expect(0);
+    let first = enable(cp, &["--set", "ha=true", "-o", "json"]).expect(0);
     let first = changes(&first.json());
     assert_eq!(count(&first, "created"), first.len(), "{first:?}");
     assert_eq!(first.len(), 10, "{first:?}");
@@ -89,40 +59,14 @@ fn enable_again_change_values_dry_run_and_disable_on_a_real_api_server() {
     let rv = deployment["metadata"]["resourceVersion"].clone();
 
     // The same values again: nothing changes, not even a resourceVersion.
-    let again = kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--set",
-            "ha=true",
-            "--no-wait",
-            "-o",
-            "json",
-        ],
-    )
-    .expect(0);
+    let again = enable(cp, &["--set", "ha=true", "-o", "json"]).expect(0);
     let again = changes(&again.json());
     assert_eq!(count(&again, "unchanged"), again.len(), "{again:?}");
     let deployment = get(cp, &["deployment", "-n", "kube-system", "metrics-server"]).unwrap();
     assert_eq!(deployment["metadata"]["resourceVersion"], rv);
 
     // Without HA: the Deployment is configured, the PodDisruptionBudget pruned.
-    let plain = kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-            "-o",
-            "json",
-        ],
-    )
-    .expect(0);
+    let plain = enable(cp, &["-o", "json"]).expect(0);
     let plain = changes(&plain.json());
     assert!(
         plain.contains(&(

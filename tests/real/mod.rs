@@ -146,3 +146,26 @@ pub fn eventually(mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// `kaddons enable metrics-server --profile kubeadm --no-wait EXTRA...` as admin (no node:
+/// nothing would become ready).
+pub fn enable(cp: &ControlPlane, extra: &[&str]) -> Run {
+    let mut args = vec!["enable", "metrics-server", "--profile", "kubeadm", "--no-wait"];
+    args.extend_from_slice(extra);
+    kaddons(cp, &args)
+}
+
+/// `(object, change)` of every line of an enable, disable or apply report (`-o json`).
+pub fn changes(report: &Value) -> Vec<(String, String)> {
+    report["changes"]
+        .as_array()
+        .expect("a report with changes")
+        .iter()
+        .map(|c| {
+            (
+                c["object"].as_str().unwrap_or_default().to_string(),
+                c["change"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

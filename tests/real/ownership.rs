@@ -1,7 +1,7 @@
 //! Objects another installer made: refused with the installer named (from the real server's
 //! managedFields and labels), nothing applied, then taken over with `--force`.
 
-use super::{disabled, exclusive, get, kaddons};
+use super::{disabled, enable, exclusive, get, kaddons};
 
 const OTHERS_DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -38,16 +38,7 @@ fn installed_by(cp: &kaddons_testkit::cluster::ControlPlane, how: &[&str], label
 }
 
 fn refused_then_forced(cp: &kaddons_testkit::cluster::ControlPlane, installer: &str) {
-    let r = kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-        ],
-    );
+    let r = enable(cp, &[]);
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("Deployment kube-system/metrics-server"),
@@ -76,18 +67,7 @@ fn refused_then_forced(cp: &kaddons_testkit::cluster::ControlPlane, installer: &
         st.stderr
     );
 
-    kaddons(
-        cp,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-            "--force",
-        ],
-    )
-    .expect(0);
+    enable(cp, &["--force"]).expect(0);
     let d = get(cp, &["deployment", "-n", "kube-system", "metrics-server"]).unwrap();
     assert_eq!(
         d["metadata"]["labels"]["app.kubernetes.io/managed-by"],

@@ -3,7 +3,7 @@
 
 use kaddons_testkit::cluster::{ControlPlane, FrontProxy, Options};
 
-use super::kaddons;
+use super::{enable, kaddons};
 
 const SEVEN_FLAGS: [&str; 7] = [
     "--requestheader-client-ca-file",
@@ -25,16 +25,7 @@ fn without_the_aggregation_layer_enable_stops_then_the_printed_flags_fix_it() {
         return;
     };
     let _guard = off.failure_guard();
-    let r = kaddons(
-        &off,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-        ],
-    );
+    let r = enable(&off, &[]);
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
     for flag in SEVEN_FLAGS {
         assert!(r.stderr.contains(flag), "{flag} missing from: {}", r.stderr);
@@ -81,15 +72,5 @@ fn without_the_aggregation_layer_enable_stops_then_the_printed_flags_fix_it() {
     ]);
     assert_eq!(auth, r#"["front-proxy-client"]"#);
     let _guard = on.failure_guard();
-    kaddons(
-        &on,
-        &[
-            "enable",
-            "metrics-server",
-            "--profile",
-            "kubeadm",
-            "--no-wait",
-        ],
-    )
-    .expect(0);
+    enable(&on, &[]).expect(0);
 }
