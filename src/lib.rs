@@ -9,6 +9,7 @@ pub mod aggregator;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod image;
 pub mod profile;
 pub mod render;
 pub mod top;
