@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{self, closest, did_you_mean, Catalog, Profile};
+use crate::catalog::{self, closest, did_you_mean, versions, Catalog, Profile};
 use crate::cluster::apply::{self, ApplyError, EnableOptions, ObjectChange};
 use crate::cluster::client::Connection;
 use crate::cluster::status::{addon_status, State};
@@ -93,6 +93,14 @@ pub enum ExecError {
         #[source]
         source: Box<render::Error>,
     },
+    #[error("{place}: {source}")]
+    Version {
+        /// `file addons[i].version` (or `.name` when the entry pins nothing).
+        place: String,
+        /// Boxed: this enum travels through every `?`.
+        #[source]
+        source: Box<crate::catalog::versions::VersionError>,
+    },
     #[error("{addon}: {source}")]
     Apply {
         addon: String,
@@ -120,6 +128,10 @@ pub struct Entry {
     /// Absent: the default profile (`--profile`, `KADDONS_PROFILE`, the config file, else auto).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileChoice>,
+    /// Pins the addon's upstream version (`--addon-version`); absent: the newest that supports
+    /// the cluster's Kubernetes version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Values, like the content of a `--values` file.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub set: serde_json::Map<String, Value>,
@@ -248,6 +260,13 @@ impl Checked {
                 catalog
                     .mirror(m)
                     .map_err(|err| invalid("imageMirror", err.to_string()))?;
+            }
+            if let Some(v) = &e.version {
+                let addon = catalog
+                    .get(&e.name)
+                    .map_err(|err| invalid("name", err.to_string()))?;
+                crate::catalog::versions::choose(&e.name, addon.versions(), None, Some(v), false)
+                    .map_err(|err| invalid("version", err.to_string()))?;
             }
         }
         Ok(Checked {
@@ -392,8 +411,12 @@ pub async fn current_states(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExecOptions {
     pub dry_run: bool,
-    /// Take over objects another installer created (as `enable --force`).
+    /// Take over objects another installer created (as `enable --force`), and install a
+    /// pinned version the cluster is too old for.
     pub force: bool,
+    /// The cluster's Kubernetes version (`/version`): each addon gets its newest version that
+    /// supports it. `None`: the newest.
+    pub kube: Option<crate::catalog::versions::KubeVersion>,
 }
 
 /// What was done to one addon, object by object.
@@ -402,6 +425,9 @@ pub struct ExecOptions {
 pub struct AddonResult {
     pub addon: String,
     pub action: Action,
+    /// The upstream version applied (none for prunes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The profile rendered with (none for prunes).
     pub profile: Option<Profile>,
     pub changes: Vec<ObjectChange>,
@@ -447,11 +473,33 @@ pub async fn execute(
         };
         match step.entry {
             Some(index) => {
-                let req = file.request(catalog, index, defaults, detected)?;
-                let rendered = render::render(addon, &req).map_err(|source| ExecError::Render {
-                    addon: step.addon.clone(),
+                let pin = file.set.addons[index].version.as_deref();
+                let target = opts.kube.map(|version| versions::KubeTarget {
+                    version,
+                    from: "the cluster's /version".into(),
+                });
+                let choice = versions::choose(
+                    addon.name(),
+                    addon.versions(),
+                    target.as_ref(),
+                    pin,
+                    opts.force,
+                )
+                .map_err(|source| ExecError::Version {
+                    place: format!(
+                        "{} addons[{index}].{}",
+                        file.path,
+                        if pin.is_some() { "version" } else { "name" }
+                    ),
                     source: Box::new(source),
                 })?;
+                let addon = &addon.at(choice.index);
+                let req = file.request(catalog, index, defaults, detected)?;
+                let mut rendered =
+                    render::render(addon, &req).map_err(|source| ExecError::Render {
+                        addon: step.addon.clone(),
+                        source: Box::new(source),
+                    })?;
                 let report = apply::enable(
                     conn,
                     addon,
@@ -463,9 +511,11 @@ pub async fn execute(
                 )
                 .await
                 .map_err(apply_err)?;
+                rendered.warnings.extend(choice.warning);
                 results.push(AddonResult {
                     addon: step.addon.clone(),
                     action: step.action,
+                    version: Some(choice.upstream),
                     profile: Some(rendered.profile),
                     changes: report.changes,
                     warnings: rendered.warnings,
@@ -480,6 +530,7 @@ pub async fn execute(
                 results.push(AddonResult {
                     addon: step.addon.clone(),
                     action: step.action,
+                    version: None,
                     profile: None,
                     changes: report.changes,
                     warnings: Vec::new(),
@@ -514,6 +565,19 @@ mod tests {
         assert_eq!(req.profile, Profile::Kind);
         assert_eq!(req.values_files[0].0, "a.yaml addons[0].set");
         assert!(req.images.mirror.is_some());
+    }
+
+    #[test]
+    fn a_pinned_version_must_be_one_of_the_addons() {
+        let text = "apiVersion: kaddons.io/v1alpha1\nkind: AddonSet\naddons:\n  - name: metrics-server\n    version: v0.8.0\n";
+        let err = Checked::parse(text, "a.yaml", &catalog())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.yaml:4: addons[0].version"), "{err}");
+        assert!(err.contains("did you mean \"v0.8.1\""), "{err}");
+        let ok = text.replace("v0.8.0", "v0.6.4");
+        let c = Checked::parse(&ok, "a.yaml", &catalog()).unwrap();
+        assert_eq!(c.set.addons[0].version.as_deref(), Some("v0.6.4"));
     }
 
     #[test]

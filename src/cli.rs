@@ -251,7 +251,8 @@ pub struct EnableArgs {
     pub addon: String,
     #[command(flatten)]
     pub values: ValuesArgs,
-    /// Take over objects of the addon that another installer (minikube, helm, kubectl) created.
+    /// Take over objects of the addon that another installer (minikube, helm, kubectl)
+    /// created; also install an --addon-version the cluster's Kubernetes is too old for.
     #[arg(long)]
     pub force: bool,
     /// Show what would change (server-side dry run); change nothing.
@@ -387,6 +388,14 @@ pub struct RenderArgs {
     pub addon: String,
     #[command(flatten)]
     pub values: ValuesArgs,
+    /// Choose the addon version for this Kubernetes version (MAJOR.MINOR, e.g. 1.31) without
+    /// asking a cluster, as `helm template --kube-version` does. Without it, render asks the
+    /// cluster of the kubeconfig's context, if there is one, and else takes the newest.
+    #[arg(long, value_name = "X.Y")]
+    pub kube_version: Option<String>,
+    /// Render an --addon-version the Kubernetes version does not support anyway.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// How an addon is configured: shared by render and (later) enable.
@@ -414,6 +423,11 @@ pub struct ValuesArgs {
     /// KADDONS_IMAGE_MIRROR; config: imageMirror].
     #[arg(long, value_name = "MIRROR")]
     pub image_mirror: Option<String>,
+    /// Pin the addon's upstream version (e.g. v0.8.1; see `kaddons info ADDON`). Default: the
+    /// newest one that supports the cluster's Kubernetes version. A version the cluster is
+    /// too old for is refused unless --force.
+    #[arg(long, value_name = "VERSION")]
+    pub addon_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

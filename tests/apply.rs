@@ -49,6 +49,7 @@ async fn apply_file(
         ExecOptions {
             dry_run,
             force: false,
+            kube: None,
         },
     )
     .await

@@ -842,3 +842,146 @@ fn enable_json_report_has_the_documented_shape() {
     );
     assert_eq!(changes[0]["change"], "created");
 }
+
+/// `minimal_api` whose `/version` reports Kubernetes 1.`minor`.
+fn api_at_minor(minor: u32) -> Handler {
+    Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == "/version" {
+            return (
+                200,
+                json!({
+                    "major": "1",
+                    "minor": minor.to_string(),
+                    "gitVersion": format!("v1.{minor}.2"),
+                    "gitCommit": "", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+                    "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64",
+                }),
+            );
+        }
+        minimal_api(s)
+    })
+}
+
+/// The image of the Deployment applied in a run.
+fn applied_image(seen: &[Seen]) -> String {
+    patches(seen)
+        .iter()
+        .map(|s| s.json())
+        .find(|o| o["kind"] == "Deployment")
+        .map(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .expect("a Deployment PATCH")
+}
+
+#[test]
+fn enable_takes_the_newest_version_the_clusters_kubernetes_supports() {
+    for (minor, want) in [(31, "v0.8.1"), (27, "v0.7.2"), (34, "v0.9.0")] {
+        let server = ApiServer::start(Behaviour::Reply(api_at_minor(minor)));
+        let home = tempfile::tempdir().unwrap();
+        let kubeconfig = server.kubeconfig(home.path());
+        let r = run(
+            home.path(),
+            &kubeconfig,
+            &["enable", "metrics-server", "--profile", "kind", "--dry-run"],
+        );
+        assert_eq!(r.code(), Some(0), "1.{minor}: {}", r.stderr());
+        assert!(
+            applied_image(&server.seen()).ends_with(&format!(":{want}")),
+            "1.{minor}"
+        );
+        assert!(
+            r.stderr().contains(&format!(
+                "metrics-server {want}: newest supporting Kubernetes 1.{minor}"
+            )),
+            "{}",
+            r.stderr()
+        );
+    }
+}
+
+#[test]
+fn enable_on_kubernetes_1_24_is_refused_naming_the_range_and_changes_nothing() {
+    let server = ApiServer::start(Behaviour::Reply(api_at_minor(24)));
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(home.path());
+    let r = run(
+        home.path(),
+        &kubeconfig,
+        &["enable", "metrics-server", "--profile", "kind", "--no-wait"],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("needs Kubernetes 1.25 or newer"),
+        "{}",
+        r.stderr()
+    );
+    assert!(patches(&server.seen()).is_empty());
+}
+
+#[test]
+fn enable_pinned_beyond_the_clusters_kubernetes_needs_force() {
+    let server = ApiServer::start(Behaviour::Reply(api_at_minor(30)));
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(home.path());
+    let args = [
+        "enable",
+        "metrics-server",
+        "--profile",
+        "kind",
+        "--dry-run",
+        "--addon-version",
+        "v0.9.0",
+    ];
+    let r = run(home.path(), &kubeconfig, &args);
+    assert_eq!(r.code(), Some(2), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("v0.9.0 needs Kubernetes 1.34"),
+        "{}",
+        r.stderr()
+    );
+    assert!(patches(&server.seen()).is_empty());
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let r = run(home.path(), &kubeconfig, &forced);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(applied_image(&server.seen()).ends_with(":v0.9.0"));
+}
+
+#[test]
+fn render_asks_the_kubeconfigs_cluster_for_its_version() {
+    let server = ApiServer::start(Behaviour::Reply(api_at_minor(29)));
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(home.path());
+    let r = run(
+        home.path(),
+        &kubeconfig,
+        &["render", "metrics-server", "--profile", "generic"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.stdout().contains("metrics-server:v0.7.2"),
+        "{}",
+        r.stdout()
+    );
+    // --kube-version decides offline: the cluster is not asked.
+    let before = server.seen().len();
+    let r = run(
+        home.path(),
+        &kubeconfig,
+        &[
+            "render",
+            "metrics-server",
+            "--profile",
+            "generic",
+            "--kube-version",
+            "1.33",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(r.stdout().contains("metrics-server:v0.8.1"));
+    assert_eq!(server.seen().len(), before);
+}

@@ -16,3 +16,4 @@ mod shell;
 mod snapshots;
 mod top;
 mod upstream;
+mod versions;

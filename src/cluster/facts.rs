@@ -41,3 +41,18 @@ pub async fn cluster_facts(conn: &Connection) -> Result<Vec<Fact>, ClusterError>
     facts.dedup();
     Ok(facts)
 }
+
+/// The cluster's Kubernetes version from `/version`: its `gitVersion` as reported, and the
+/// `major.minor` kaddons chooses addon versions by (`None` when it cannot be read from it).
+pub async fn kube_version(
+    conn: &Connection,
+) -> Result<(String, Option<crate::catalog::versions::KubeVersion>), ClusterError> {
+    let info = conn.call(conn.client.apiserver_version()).await?;
+    let parsed = crate::catalog::versions::KubeVersion::from_info(
+        &info.major,
+        &info.minor,
+        &info.git_version,
+    )
+    .ok();
+    Ok((info.git_version, parsed))
+}

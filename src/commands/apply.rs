@@ -16,7 +16,7 @@ use crate::printer::Printer;
 
 use super::enable::{explain, print_findings};
 use super::reporters::StepReporter;
-use super::{choose_profile, connect, load_catalog, structured, ExitStatus};
+use super::{choose_profile, cluster_target, connect, load_catalog, structured, ExitStatus};
 
 /// `-o json|yaml`: the plan and what happened (or would happen) to every object.
 #[derive(Serialize)]
@@ -61,6 +61,7 @@ pub async fn run(
     } else {
         kaddons::catalog::Profile::Generic
     };
+    let kube = cluster_target(&conn, printer).await?.map(|t| t.version);
     let states = addonset::current_states(&conn, &catalog).await?;
     let steps = addonset::plan(&file.set, &states, args.prune);
     printer.status(&format!(
@@ -89,6 +90,7 @@ pub async fn run(
         ExecOptions {
             dry_run: args.dry_run,
             force: args.force,
+            kube,
         },
     )
     .await?;
@@ -148,7 +150,12 @@ fn print_text(printer: &Printer, results: &[AddonResult], dry_run: bool) -> anyh
             .profile
             .map(|p| format!(", profile {p}"))
             .unwrap_or_default();
-        printer.status(&format!("{}: {summary}{profile}", r.addon));
+        let version = r
+            .version
+            .as_deref()
+            .map(|v| format!(", version {v}"))
+            .unwrap_or_default();
+        printer.status(&format!("{}: {summary}{profile}{version}", r.addon));
     }
     Ok(())
 }

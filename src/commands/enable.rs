@@ -18,7 +18,9 @@ use crate::printer::Printer;
 
 use super::render::render_addon;
 use super::reporters::StepReporter;
-use super::{choose_profile, connect, load_catalog, structured, ExitStatus};
+use super::{
+    choose_profile, cluster_target, connect, load_catalog, select_version, structured, ExitStatus,
+};
 
 pub async fn run(
     global: &GlobalArgs,
@@ -28,8 +30,16 @@ pub async fn run(
     let catalog = load_catalog(global)?;
     let addon = catalog.get(&args.addon)?;
     let conn = connect(global).await?;
+    let target = cluster_target(&conn, printer).await?;
+    let addon = &select_version(
+        addon,
+        target.as_ref(),
+        args.values.addon_version.as_deref(),
+        args.force,
+        printer,
+    )?;
     let profile = choose_profile(args.values.profile, global, Some(&conn), printer).await?;
-    let rendered = render_addon(&catalog, &args.addon, &args.values, profile, printer)?;
+    let rendered = render_addon(&catalog, addon, &args.values, profile, printer)?;
     printer.status(&format!(
         "{} {} on {} (context {}, profile {profile})",
         if args.dry_run {

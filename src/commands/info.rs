@@ -32,6 +32,40 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::R
                 def.namespace,
                 addon.source
             );
+            out.push_str(
+                "\nversions (newest first; enable/render take the newest the cluster's Kubernetes supports, --addon-version pins one):\n",
+            );
+            let rows: Vec<Vec<String>> = addon
+                .versions()
+                .iter()
+                .map(|v| {
+                    let mut differs: Vec<String> = Vec::new();
+                    if let Some(m) = v.values.as_object() {
+                        differs.extend(m.iter().map(|(k, x)| format!("{k}={x}")));
+                    }
+                    differs.extend(
+                        v.features
+                            .iter()
+                            .filter(|(_, on)| !**on)
+                            .map(|(f, _)| format!("no {f}")),
+                    );
+                    vec![
+                        format!("  {}", v.upstream),
+                        format!("Kubernetes {}+", v.kubernetes),
+                        v.addon_version.clone(),
+                        differs.join(", "),
+                    ]
+                })
+                .collect();
+            out.push_str(&crate::printer::table(
+                &[
+                    "  UPSTREAM",
+                    "KUBERNETES",
+                    "ADDON-VERSION",
+                    "DIFFERS FROM THE NEWEST",
+                ],
+                &rows,
+            ));
             out.push_str("\nimages:\n");
             for (name, i) in &def.images {
                 out.push_str(&format!(

@@ -4,7 +4,7 @@
 //! is still printed (STATUS unknown) with one notice on stderr, and the exit code stays 0.
 
 use futures::future::join_all;
-use kaddons::catalog::{Addon, Profile};
+use kaddons::catalog::{versions, Addon, Profile};
 use kaddons::cluster::client::Connection;
 use kaddons::cluster::status::addon_status;
 use kaddons::render::{self, Request};
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::printer::{table, Printer};
 
-use super::{connect, load_catalog, structured, ExitStatus};
+use super::{cluster_target, connect, load_catalog, structured, ExitStatus};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,7 +40,38 @@ struct Item {
     /// The addon version the cluster runs (from kaddons' annotations), when it is enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     applied_version: Option<String>,
+    /// The upstream version the cluster runs, when kaddons applied it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_version: Option<String>,
+    /// The upstream version `kaddons enable` would install on this cluster (the newest that
+    /// supports its Kubernetes version), when the cluster could be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    install_version: Option<String>,
+    /// Why not: no version of the addon supports the cluster's Kubernetes version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    install_problem: Option<String>,
     source: String,
+}
+
+/// The VERSION cell: the upstream version running (else the one kaddons would install, else
+/// the newest), and what kaddons would install when that differs from what runs.
+fn version_cell(i: &Item) -> String {
+    let shown = i
+        .running_version
+        .as_ref()
+        .or(i.install_version.as_ref())
+        .unwrap_or(&i.version);
+    match (&i.running_version, &i.install_version, &i.applied_version) {
+        (Some(run), Some(install), _) if run != install => {
+            format!("{run} (would install {install})")
+        }
+        // Applied by a kaddons whose catalog did not have this version.
+        (None, _, Some(applied)) if *applied != i.addon_version => {
+            format!("{shown} (applied {applied})")
+        }
+        (_, None, _) if i.install_problem.is_some() => format!("{shown} (unsupported cluster)"),
+        _ => shown.clone(),
+    }
 }
 
 /// State of one addon as `list` shows it.
@@ -66,8 +97,17 @@ async fn state_of(conn: &Connection, addon: &Addon) -> State {
 pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let catalog = load_catalog(global)?;
     let addons: Vec<&Addon> = catalog.addons().collect();
+    let mut target = None;
+    let mut connected = false;
     let states: Vec<State> = match connect(global).await {
-        Ok(conn) => join_all(addons.iter().map(|a| state_of(&conn, a))).await,
+        Ok(conn) => {
+            let states = join_all(addons.iter().map(|a| state_of(&conn, a))).await;
+            connected = !states.iter().any(|(s, ..)| s == "unknown");
+            if connected {
+                target = cluster_target(&conn, printer).await.ok().flatten();
+            }
+            states
+        }
         Err(e) => addons
             .iter()
             .map(|_| ("unknown".to_string(), e.to_string(), None, None))
@@ -80,8 +120,22 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
     let items: Vec<Item> = addons
         .iter()
         .zip(states)
-        .map(
-            |(a, (status, status_reason, profile, applied_version))| Item {
+        .map(|(a, (status, status_reason, profile, applied_version))| {
+            let (install_version, install_problem) = if connected {
+                match versions::choose(a.name(), a.versions(), target.as_ref(), None, false) {
+                    Ok(c) => (Some(c.upstream), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            } else {
+                (None, None)
+            };
+            Item {
+                running_version: applied_version
+                    .as_deref()
+                    .and_then(|v| a.upstream_of(v))
+                    .map(str::to_string),
+                install_version,
+                install_problem,
                 name: a.def.name.clone(),
                 version: a.def.upstream.version.clone(),
                 addon_version: a.def.version.clone(),
@@ -95,8 +149,8 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
                 profile,
                 applied_version,
                 source: a.source.to_string(),
-            },
-        )
+            }
+        })
         .collect();
     let text = match global.output {
         OutputFormat::Text => {
@@ -108,13 +162,7 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
                     } else {
                         format!("{} ({})", i.status, i.status_reason)
                     };
-                    // An enabled addon applied by another kaddons version says so.
-                    let version = match &i.applied_version {
-                        Some(v) if *v != i.addon_version => {
-                            format!("{} (applied {v})", i.version)
-                        }
-                        _ => i.version.clone(),
-                    };
+                    let version = version_cell(i);
                     vec![
                         i.name.clone(),
                         version,

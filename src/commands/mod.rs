@@ -17,7 +17,8 @@ pub mod status;
 pub mod top;
 
 use anyhow::Context as _;
-use kaddons::catalog::{Catalog, Profile};
+use kaddons::catalog::versions::{self, KubeTarget, KubeVersion};
+use kaddons::catalog::{Addon, Catalog, Profile};
 use kaddons::cluster::client::{ClientOptions, Connection};
 use kaddons::cluster::{facts, kubeconfig};
 use kaddons::profile::{detect, Detection, Evidence, Fact};
@@ -127,6 +128,65 @@ pub async fn choose_profile(
         detected.detection.profile
     ));
     Ok(detected.detection.profile)
+}
+
+/// The Kubernetes version of the connected cluster, from `/version`. A cluster that cannot be
+/// asked is an error (nothing else would work either); one without `/version` (404) or with
+/// an unreadable one gets a warning and `None`: the newest addon version is then used.
+pub async fn cluster_target(
+    conn: &Connection,
+    printer: &Printer,
+) -> anyhow::Result<Option<KubeTarget>> {
+    match facts::kube_version(conn).await {
+        Ok((_, Some(version))) => Ok(Some(KubeTarget {
+            version,
+            from: format!("context {}'s /version", conn.context),
+        })),
+        Ok((git, None)) => {
+            printer.warn(&format!(
+                "the cluster reports Kubernetes \"{git}\", which is not MAJOR.MINOR; choosing the newest addon version (pin one with --addon-version)"
+            ));
+            Ok(None)
+        }
+        Err(e) if e.code() == Some(404) => {
+            printer.warn(&format!(
+                "the cluster serves no /version ({e}); choosing the newest addon version (pin one with --addon-version)"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--kube-version X.Y` as a target.
+pub fn flag_target(text: &str) -> anyhow::Result<KubeTarget> {
+    let version = KubeVersion::parse(text).context("--kube-version")?;
+    Ok(KubeTarget {
+        version,
+        from: "--kube-version".into(),
+    })
+}
+
+/// The addon at the version to install: the pin (checked against the target unless `force`),
+/// else the newest that supports the target. Says which, and why, on stderr.
+pub fn select_version(
+    addon: &Addon,
+    target: Option<&KubeTarget>,
+    pin: Option<&str>,
+    force: bool,
+    printer: &Printer,
+) -> anyhow::Result<Addon> {
+    let choice = versions::choose(addon.name(), addon.versions(), target, pin, force)?;
+    if let Some(w) = &choice.warning {
+        printer.warn(w);
+    }
+    let line = format!("{} {}: {}", addon.name(), choice.upstream, choice.why);
+    if target.is_some() || pin.is_some() {
+        printer.status(&line);
+    } else {
+        printer.debug(&line);
+    }
+    Ok(addon.at(choice.index))
 }
 
 /// Serialises `value` for `-o json` / `-o yaml`.

@@ -14,6 +14,7 @@ mod lifecycle;
 mod ownership;
 mod preflight;
 mod tls;
+mod versions;
 mod waits;
 
 use std::path::Path;
