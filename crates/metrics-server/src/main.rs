@@ -5,13 +5,14 @@
 //! pieces are started. Nothing here depends on the kaddons CLI (src/cli.rs, src/commands):
 //! the binary ships in its own image and must stay small.
 
+mod flags;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::Parser;
+use kaddons_metrics_server::api::auth::{DEFAULT_ALLOWED_TTL, DEFAULT_DENIED_TTL};
 use kaddons_metrics_server::api::{
     self, CachingAuthorizer, CachingTokenReviewer, HealthChecks, Registry, RequestHeaderConfig,
     RequestHeaderNames, ServerConfig, TlsSource,
@@ -27,85 +28,8 @@ use kaddons_metrics_server::source::{
     parse_address_types, AddressConfig, KubeSource, LabeledProvider,
 };
 use kaddons_metrics_server::store::SharedStore;
-use kaddons_model::duration::parse_go_duration;
 
-/// Serves metrics.k8s.io/v1beta1 from kubelet resource metrics.
-#[derive(Debug, Parser)]
-#[command(
-    name = "kaddons-metrics-server",
-    version,
-    about = "Serves metrics.k8s.io/v1beta1 from kubelet /metrics/resource"
-)]
-struct Flags {
-    /// Port of the HTTPS API.
-    #[arg(long, default_value_t = 10250)]
-    secure_port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    bind_address: IpAddr,
-    /// Directory for the generated self-signed serving certificate (ignored with
-    /// --tls-cert-file).
-    #[arg(long, default_value = "/tmp/kaddons-metrics-server")]
-    cert_dir: PathBuf,
-    /// Serving certificate (PEM chain, leaf first).
-    #[arg(long, requires = "tls_private_key_file")]
-    tls_cert_file: Option<PathBuf>,
-    /// Serving key (PEM).
-    #[arg(long, requires = "tls_cert_file")]
-    tls_private_key_file: Option<PathBuf>,
-    /// Scrape period, e.g. 15s or 1m (at least 10s).
-    #[arg(long, default_value = "15s", value_parser = parse_go_duration)]
-    metric_resolution: Duration,
-    /// Node address types to try, in order.
-    #[arg(long, default_value = "InternalIP,ExternalIP,Hostname")]
-    kubelet_preferred_address_types: String,
-    /// Kubelet port.
-    #[arg(long, default_value_t = 10250)]
-    kubelet_port: u16,
-    /// Use the port in Node.status.daemonEndpoints.kubeletEndpoint instead of --kubelet-port.
-    #[arg(long)]
-    kubelet_use_node_status_port: bool,
-    /// Do not verify kubelet serving certificates.
-    #[arg(long, conflicts_with = "kubelet_certificate_authority")]
-    kubelet_insecure_tls: bool,
-    /// CA bundle to verify kubelet serving certificates (default: system roots).
-    #[arg(long)]
-    kubelet_certificate_authority: Option<PathBuf>,
-    /// Client certificate for kubelets (PEM).
-    #[arg(long, requires = "kubelet_client_key")]
-    kubelet_client_certificate: Option<PathBuf>,
-    /// Client key for kubelets (PEM).
-    #[arg(long, requires = "kubelet_client_certificate")]
-    kubelet_client_key: Option<PathBuf>,
-    /// Bearer token file for kubelets (default: the service account token when present).
-    #[arg(long)]
-    kubelet_bearer_token_file: Option<PathBuf>,
-    /// Limit on one kubelet request, body included.
-    #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
-    kubelet_request_timeout: Duration,
-    /// Kubelet requests in flight at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
-    kubelet_max_concurrency: u16,
-    /// Label selector of the nodes to scrape.
-    #[arg(long)]
-    node_selector: Option<String>,
-    /// Front-proxy CA (default: from ConfigMap kube-system/extension-apiserver-authentication).
-    #[arg(long)]
-    requestheader_client_ca_file: Option<PathBuf>,
-    /// Allowed front-proxy certificate CNs, comma separated (empty: any).
-    #[arg(long, value_delimiter = ',')]
-    requestheader_allowed_names: Vec<String>,
-    /// CA for client certificates (default: from the same ConfigMap).
-    #[arg(long)]
-    client_ca_file: Option<PathBuf>,
-    /// kubeconfig to reach the API server (default: in-cluster configuration).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// Log verbosity, as upstream's klog `-v`/`--v=N`: 0-3 info, 4-5 debug (one line per
-    /// scraped node and cycle), 6 and more trace. Logs go to stderr.
-    #[arg(short = 'v', long = "v", value_name = "N", default_value_t = 0)]
-    verbosity: u8,
-}
+use crate::flags::Flags;
 
 /// The log level for klog's `-v N`.
 fn log_level(verbosity: u8) -> tracing::Level {
@@ -141,6 +65,26 @@ fn install_logger(verbosity: u8) {
         .try_init();
 }
 
+/// Header names from the `--requestheader-*-headers` flags; an empty flag keeps the default.
+fn request_header_names(flags: &Flags) -> RequestHeaderNames {
+    let pick = |given: &[String], default: Vec<String>| {
+        if given.is_empty() {
+            default
+        } else {
+            given.to_vec()
+        }
+    };
+    let default = RequestHeaderNames::default();
+    RequestHeaderNames {
+        username: pick(&flags.requestheader_username_headers, default.username),
+        group: pick(&flags.requestheader_group_headers, default.group),
+        extra_prefix: pick(
+            &flags.requestheader_extra_headers_prefix,
+            default.extra_prefix,
+        ),
+    }
+}
+
 fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {what} {}: {e}", path.display()))
 }
@@ -166,6 +110,16 @@ async fn run(flags: Flags) -> Result<(), String> {
     let preferred_types =
         parse_address_types(&flags.kubelet_preferred_address_types).map_err(|e| e.to_string())?;
     let client = kube_client(flags.kubeconfig.as_ref()).await?;
+    // Delegated authentication and authorization may go through their own kubeconfigs, as
+    // upstream's --authentication-kubeconfig and --authorization-kubeconfig.
+    let authn_client = match &flags.authentication_kubeconfig {
+        Some(path) => kube_client(Some(path)).await?,
+        None => client.clone(),
+    };
+    let authz_client = match &flags.authorization_kubeconfig {
+        Some(path) => kube_client(Some(path)).await?,
+        None => client.clone(),
+    };
 
     // Authentication settings: flags first, the kube-apiserver's ConfigMap for the rest.
     let mut client_ca_pem = match &flags.client_ca_file {
@@ -176,12 +130,12 @@ async fn run(flags: Flags) -> Result<(), String> {
         Some(p) => Some(RequestHeaderConfig {
             ca_pem: read_file(p, "--requestheader-client-ca-file")?,
             allowed_names: flags.requestheader_allowed_names.clone(),
-            headers: RequestHeaderNames::default(),
+            headers: request_header_names(&flags),
         }),
         None => None,
     };
-    if client_ca_pem.is_none() || request_header.is_none() {
-        match read_authentication_configmap(client.clone()).await {
+    if (client_ca_pem.is_none() || request_header.is_none()) && !flags.authentication_skip_lookup {
+        match read_authentication_configmap(authn_client.clone()).await {
             Ok(found) => {
                 client_ca_pem = client_ca_pem.or(found.client_ca_pem);
                 if request_header.is_none() {
@@ -261,11 +215,21 @@ async fn run(flags: Flags) -> Result<(), String> {
     let mut config = ServerConfig::new(SocketAddr::new(flags.bind_address, flags.secure_port), tls);
     config.client_ca_pem = client_ca_pem;
     config.request_header = request_header;
-    config.token_reviewer = Some(Arc::new(CachingTokenReviewer::with_defaults(
-        KubeTokenReviewer::new(client.clone()),
+    config.token_reviewer = Some(Arc::new(CachingTokenReviewer::new(
+        KubeTokenReviewer::new(authn_client),
+        flags
+            .authentication_token_webhook_cache_ttl
+            .unwrap_or(DEFAULT_ALLOWED_TTL),
+        DEFAULT_DENIED_TTL,
     )));
-    config.authorizer = Some(Arc::new(CachingAuthorizer::with_defaults(
-        KubeAuthorizer::new(client),
+    config.authorizer = Some(Arc::new(CachingAuthorizer::new(
+        KubeAuthorizer::new(authz_client),
+        flags
+            .authorization_webhook_cache_authorized_ttl
+            .unwrap_or(DEFAULT_ALLOWED_TTL),
+        flags
+            .authorization_webhook_cache_unauthorized_ttl
+            .unwrap_or(DEFAULT_DENIED_TTL),
     )));
     config.health = health;
     config.registry = registry;
@@ -332,8 +296,13 @@ async fn wait_for_signal() {
 
 fn main() -> ExitCode {
     install_crypto_provider();
-    let flags = Flags::parse();
-    install_logger(flags.verbosity);
+    let parsed = match flags::parse_from(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(),
+    };
+    install_logger(parsed.flags.verbosity);
+    parsed.warn_ignored();
+    let flags = parsed.flags;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -356,31 +325,33 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn flags_parse_and_resolution_floor_is_checked() {
-        let f = Flags::try_parse_from(["kaddons-metrics-server"]).unwrap();
+        let f = flags::parse_from(["kaddons-metrics-server"]).unwrap().flags;
         assert_eq!(f.metric_resolution, Duration::from_secs(15));
         assert_eq!(f.kubelet_port, 10250);
         assert_eq!(f.secure_port, 10250);
         assert!(check_resolution(f.metric_resolution).is_ok());
-        let f = Flags::try_parse_from([
+        let f = flags::parse_from([
             "kaddons-metrics-server",
             "--metric-resolution=5s",
             "--kubelet-insecure-tls",
             "--requestheader-allowed-names=front-proxy-client,aggregator",
         ])
-        .unwrap();
+        .unwrap()
+        .flags;
         assert_eq!(f.requestheader_allowed_names.len(), 2);
         let err = check_resolution(f.metric_resolution).unwrap_err();
         assert!(err.to_string().contains("minimum"), "{err}");
-        assert!(Flags::try_parse_from([
+        assert!(flags::parse_from([
             "kaddons-metrics-server",
             "--kubelet-insecure-tls",
             "--kubelet-certificate-authority=/ca.crt",
         ])
         .is_err());
-        assert!(Flags::try_parse_from(["kaddons-metrics-server", "--tls-cert-file=/x"]).is_err());
+        assert!(flags::parse_from(["kaddons-metrics-server", "--tls-cert-file=/x"]).is_err());
     }
 
     #[test]
@@ -388,7 +359,7 @@ mod tests {
         let v = |args: &[&str]| {
             let mut argv = vec!["kaddons-metrics-server"];
             argv.extend_from_slice(args);
-            Flags::try_parse_from(argv).map(|f| log_level(f.verbosity))
+            flags::parse_from(argv).map(|p| log_level(p.flags.verbosity))
         };
         use tracing::Level;
         assert_eq!(v(&[]).unwrap(), Level::INFO);
