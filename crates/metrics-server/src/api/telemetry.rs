@@ -1,8 +1,19 @@
 //! The server's own Prometheus metrics (`/metrics`), in the text exposition format.
 //!
-//! A handful of counters and one histogram do not justify the prometheus crate. Other parts of
-//! the metrics server (the scraper, the store) plug their own series in through
+//! Other parts of the metrics server (the scraper, the store) plug their own series in through
 //! [`MetricsSource`], so one endpoint serves everything.
+//!
+//! Hand-written on purpose: both well-kept Prometheus crates were tried and neither writes this
+//! exposition unchanged (checked with the same series, prometheus 0.14 and prometheus-client
+//! 0.24). The `prometheus` crate (tikv) writes the classic 0.0.4 format but sorts label pairs by
+//! name (`{code="200",endpoint="nodes"}` instead of `{endpoint="nodes",code="200"}`), sorts
+//! families by name (the duration histogram before `metrics_server_api_requests_total`) and drops
+//! a family with no series yet, HELP and TYPE included (`metrics_server_kubelet_errors_total`
+//! before the first node is known). `prometheus-client` writes OpenMetrics only: HELP/TYPE
+//! without `_total`, a "." appended to every HELP text, `_sum`/`_count` before the buckets,
+//! `le="1.0"`, and `# EOF`; it has no classic-format option. Rewriting either's output to match
+//! would be more code than writing the lines, so the format stays here, a few `writeln!`s per
+//! family, with a test per shape.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
