@@ -150,6 +150,12 @@ pub enum Command {
         after_help = "Examples:\n  kaddons config view\n  kaddons config set imageMirror cn\n  kaddons config get profile\n  kaddons config unset imageMirror\n\nKeys: profile, imageMirror, registry, requestTimeout, context.\nThe file is $KADDONS_CONFIG, else $XDG_CONFIG_HOME/kaddons/config.yaml, else ~/.config/kaddons/config.yaml.\nPrecedence: flag > KADDONS_* environment variable > config file > default."
     )]
     Config(ConfigCommand),
+    /// Build kaddons' own images without Docker, and load image archives into the nodes.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kaddons image build metrics-server                       # kaddons-metrics-server.tar, from a release build\n  kaddons image build metrics-server --binary target/release/kaddons-metrics-server --out ms.tar\n  kaddons image load kaddons-metrics-server.tar            # into the kind or minikube cluster of the context\n  kaddons image load ms.tar --into kind=dev\n  kaddons image load ms.tar --into minikube=minikube\n  kaddons image load ms.tar --into containerd              # ctr -n k8s.io images import, on the node\n\nExit codes: 0 done, 2 error."
+    )]
+    Image(ImageCommand),
     /// minikube's spelling, `kaddons addons list|enable|disable`, kept for muscle memory.
     #[command(hide = true)]
     Addons {
@@ -258,8 +264,54 @@ pub struct EnableArgs {
     /// Show what would change (server-side dry run); change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not check before applying that every image is on the nodes or in its registry
+    /// (for networks where this machine and the nodes see different registries)
+    /// [env: KADDONS_SKIP_IMAGE_CHECK].
+    #[arg(long, env = "KADDONS_SKIP_IMAGE_CHECK", hide_env = true)]
+    pub skip_image_check: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write an image archive (docker-archive with an OCI layout beside it) of a kaddons
+    /// image, reproducibly: same binary, same digest.
+    Build(ImageBuildArgs),
+    /// Load an image archive into the cluster's nodes with kind, minikube or ctr.
+    Load(ImageLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// The image: kaddons-metrics-server, tagged as `implementation=builtin` deploys it.
+    #[arg(value_parser = ["metrics-server"])]
+    pub image: String,
+    /// Where to write the archive.
+    #[arg(long, value_name = "FILE", default_value = "kaddons-metrics-server.tar")]
+    pub out: PathBuf,
+    /// The kaddons-metrics-server binary to put in the image (default: `cargo build --release
+    /// --locked -p kaddons-metrics-server` in the source checkout kaddons was built from).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// linux/amd64 or linux/arm64 (default: this machine's). A foreign platform needs a
+    /// statically linked --binary.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// The CA bundle copied to /etc/ssl/certs/ca-certificates.crt in the image.
+    #[arg(long, value_name = "FILE", default_value = "/etc/ssl/certs/ca-certificates.crt")]
+    pub ca_certificates: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// The image archive (from `kaddons image build`, `docker save`, ...).
+    pub file: PathBuf,
+    /// kind[=CLUSTER] (`kind load image-archive`), minikube[=PROFILE] (`minikube image load`)
+    /// or containerd (`ctr -n k8s.io images import`, run on the node). Default: the kind or
+    /// minikube cluster of the kubeconfig context.
+    #[arg(long, value_name = "TARGET")]
+    pub into: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,8 @@ mod cluster;
 mod config_file;
 mod e2e;
 mod hostile;
+mod image;
+mod image_registry;
 mod output;
 mod profiles;
 mod real;

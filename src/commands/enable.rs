@@ -40,6 +40,9 @@ pub async fn run(
     )?;
     let profile = choose_profile(args.values.profile, global, Some(&conn), printer).await?;
     let rendered = render_addon(&catalog, addon, &args.values, profile, printer)?;
+    if !args.skip_image_check {
+        super::image::preflight(&conn, &rendered, profile, printer).await?;
+    }
     printer.status(&format!(
         "{} {} on {} (context {}, profile {profile})",
         if args.dry_run {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod disable;
 pub mod doctor;
 pub mod enable;
+pub mod image;
 pub mod info;
 pub mod list;
 pub mod profile;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli, settings: &Settings, printer: &Printer) -> anyhow::Re
         Command::Apply(args) => apply::run(global, args, printer).await,
         Command::Completion(args) => completion::run(args, global, printer),
         Command::Config(cmd) => config::run(global, cmd, settings, printer),
+        Command::Image(cmd) => image::run(global, cmd, printer).await,
         Command::Addons { .. } => {
             unreachable!("main resolves `addons ...` with Command::canonical before settings")
         }

@@ -10,6 +10,7 @@
 mod aggregation;
 mod converge;
 mod doctor_apply;
+mod images;
 mod lifecycle;
 mod ownership;
 mod preflight;
@@ -68,6 +69,8 @@ pub fn kaddons_command(kubeconfig: &Path) -> std::process::Command {
         .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
+        // Only real/images.rs asks registries; the control plane has no network and no node.
+        .env("KADDONS_SKIP_IMAGE_CHECK", "1")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .stdin(std::process::Stdio::null());
