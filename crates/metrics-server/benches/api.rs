@@ -11,11 +11,11 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use kaddons_metrics_server::api::{start, ServerConfig, TlsSource, UserInfo};
+use kaddons_metrics_server::api::start;
 use kaddons_metrics_server::decode::decode;
 use kaddons_metrics_server::store::SharedStore;
 use kaddons_model::usage::MetricsProvider;
-use kaddons_testkit::auth::StaticTokens;
+use kaddons_testkit::auth::admin_config;
 
 /// The tests' TLS helpers (test CA, kept-alive HTTPS connection), shared rather than copied.
 use kaddons_testkit::pki;
@@ -107,17 +107,7 @@ fn bench(c: &mut Criterion) {
     let store = filled_store();
     let dir = tempfile::tempdir().unwrap();
     let (server, mut client) = rt.block_on(async {
-        let mut cfg = ServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            TlsSource::SelfSigned {
-                cert_dir: dir.path().to_path_buf(),
-                hosts: vec![],
-            },
-        );
-        cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
-            "bench-token".to_string(),
-            UserInfo::new("bench", &["system:masters"]),
-        )])));
+        let cfg = admin_config(dir.path().to_path_buf(), "bench-token");
         let server = start(cfg, store.clone()).await.unwrap();
         let client = Client::connect(server.local_addr(), server.serving_ca_pem()).await;
         (server, client)

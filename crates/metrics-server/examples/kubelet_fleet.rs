@@ -38,14 +38,8 @@ fn args() -> Args {
         churn: Duration::from_secs(120),
         threads: 1,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        let num = || -> u64 {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{flag}: not a number"))
-        };
+    for (flag, value) in fleet::example_flags() {
+        let num = || fleet::flag_num(&flag, &value);
         match flag.as_str() {
             "--nodes" => a.nodes = num() as usize,
             "--pods" => a.pods = num() as usize,

@@ -22,16 +22,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use kaddons_metrics_server::api::{
-    self, HealthChecks, Registry, ServerConfig, TlsSource, UserInfo,
-};
+use kaddons_metrics_server::api::{self, HealthChecks, Registry};
 use kaddons_metrics_server::scrape::{store_has_data, KubeletVerify, ScrapeConfig, Scraper};
 use kaddons_metrics_server::source::{
     LabeledProvider, NodeTarget, ObjectMetadata, PodMeta, StaticSource,
 };
 use kaddons_metrics_server::store::SharedStore;
 use kaddons_model::usage::MetricsProvider;
-use kaddons_testkit::auth::StaticTokens;
+use kaddons_testkit::auth::admin_config;
 
 use kaddons_testkit::fleet;
 
@@ -61,14 +59,8 @@ fn args() -> Args {
         token: "scale-token".into(),
         threads: 2,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        let num = || -> u64 {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{flag}: not a number"))
-        };
+    for (flag, value) in fleet::example_flags() {
+        let num = || fleet::flag_num(&flag, &value);
         match flag.as_str() {
             "--nodes-file" => a.nodes_file = PathBuf::from(&value),
             "--cycles" => a.cycles = num() as u32,
@@ -152,12 +144,12 @@ async fn run(a: Args) {
         .expect("at least one node");
     let targets: Vec<NodeTarget> = listed
         .iter()
-        .map(|n| NodeTarget {
-            name: n.name.clone(),
-            address: n.address.clone(),
-            port: n.port,
-            path: "/metrics/resource".into(),
-            labels: [("kubernetes.io/hostname".to_string(), n.name.clone())].into(),
+        .map(|n| {
+            let mut target = n.target();
+            target
+                .labels
+                .insert("kubernetes.io/hostname".into(), n.name.clone());
+            target
         })
         .collect();
     let expected: HashSet<String> = listed
@@ -198,17 +190,7 @@ async fn run(a: Args) {
         .with_liveness("metric-collection-timely", move || live.check_liveness())
         .with_readiness("metric-storage-ready", move || store_has_data(&ready_store));
     let certs = tempfile::tempdir().expect("cert dir");
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().expect("address"),
-        TlsSource::SelfSigned {
-            cert_dir: certs.path().to_path_buf(),
-            hosts: vec!["127.0.0.1".into()],
-        },
-    );
-    config.token_reviewer = Some(Arc::new(StaticTokens::new([(
-        a.token.clone(),
-        UserInfo::new("scale-admin", &["system:masters"]),
-    )])));
+    let mut config = admin_config(certs.path().to_path_buf(), &a.token);
     config.health = health;
     config.registry = registry;
     let server = api::start(config, provider.clone())

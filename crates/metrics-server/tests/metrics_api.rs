@@ -288,6 +288,14 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     .unwrap()
 }
 
+/// Runs kubectl, which must succeed, and splits its table output into rows (with the raw
+/// output for messages).
+async fn kubectl_table(kubeconfig: &Path, args: &[&str]) -> (Vec<Vec<String>>, String) {
+    let out = kubectl(kubeconfig, args).await;
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    (rows(&out.stdout), out.stdout)
+}
+
 /// Splits kubectl's table output into rows of whitespace-separated cells.
 fn rows(stdout: &str) -> Vec<Vec<String>> {
     stdout
@@ -333,15 +341,8 @@ async fn kubectl_reads_metrics_as_admin() {
     assert!(items[0]["timestamp"].as_str().unwrap().ends_with('Z'));
 
     // Server-side printing: CPU and MEMORY columns.
-    let out = kubectl(&kc, &["get", "nodes.metrics.k8s.io"]).await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
-    assert_eq!(
-        table[0],
-        ["NAME", "CPU", "MEMORY", "WINDOW"],
-        "{}",
-        out.stdout
-    );
+    let (table, stdout) = kubectl_table(&kc, &["get", "nodes.metrics.k8s.io"]).await;
+    assert_eq!(table[0], ["NAME", "CPU", "MEMORY", "WINDOW"], "{}", stdout);
     assert_eq!(table[1], ["node-a", "500m", "512Mi", "15s"]);
     assert_eq!(table[2], ["node-b", "2", "2Gi", "15s"]);
     assert_eq!(table[3], ["node-c", "123456789n", "1578392Ki", "20.037s"]);
@@ -359,7 +360,7 @@ async fn kubectl_reads_metrics_as_admin() {
     );
 
     // Label selector on nodes.
-    let out = kubectl(
+    let (table, stdout) = kubectl_table(
         &kc,
         &[
             "get",
@@ -369,20 +370,16 @@ async fn kubectl_reads_metrics_as_admin() {
         ],
     )
     .await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
-    assert_eq!(table.len(), 2, "{}", out.stdout);
+    assert_eq!(table.len(), 2, "{}", stdout);
     assert_eq!(table[1][0], "node-b");
 
     // All namespaces: NAMESPACE column from the rows' object metadata, sorted ns then name.
-    let out = kubectl(&kc, &["get", "pods.metrics.k8s.io", "-A"]).await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
+    let (table, stdout) = kubectl_table(&kc, &["get", "pods.metrics.k8s.io", "-A"]).await;
     assert_eq!(
         table[0],
         ["NAMESPACE", "NAME", "CPU", "MEMORY", "WINDOW"],
         "{}",
-        out.stdout
+        stdout
     );
     let keys: Vec<(String, String)> = table[1..]
         .iter()
@@ -401,19 +398,12 @@ async fn kubectl_reads_metrics_as_admin() {
     assert_eq!(table[1][2..], ["101m", "256Mi", "15s"]);
 
     // Namespace plus label selector.
-    let out = kubectl(
+    let (table, stdout) = kubectl_table(
         &kc,
         &["get", "pods.metrics.k8s.io", "-n", "default", "-l", "app=x"],
     )
     .await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
-    assert_eq!(
-        table[0],
-        ["NAME", "CPU", "MEMORY", "WINDOW"],
-        "{}",
-        out.stdout
-    );
+    assert_eq!(table[0], ["NAME", "CPU", "MEMORY", "WINDOW"], "{}", stdout);
     assert_eq!(table[1], ["web-1", "5m", "32Mi", "15s"]);
     assert_eq!(table[2], ["web-2", "10m", "64Mi", "15s"]);
     assert_eq!(table.len(), 3);
@@ -439,15 +429,14 @@ async fn kubectl_reads_metrics_as_admin() {
     assert_eq!(v["containers"][1]["name"], "sidecar");
 
     // Discovery as kubectl sees it.
-    let out = kubectl(&kc, &["api-resources", "--api-group=metrics.k8s.io"]).await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
-    let nodes = table.iter().find(|r| r[0] == "nodes").expect(&out.stdout);
+    let (table, stdout) =
+        kubectl_table(&kc, &["api-resources", "--api-group=metrics.k8s.io"]).await;
+    let nodes = table.iter().find(|r| r[0] == "nodes").expect(&stdout);
     assert_eq!(
         nodes[1..],
         ["metrics.k8s.io/v1beta1", "false", "NodeMetrics"]
     );
-    let pods = table.iter().find(|r| r[0] == "pods").expect(&out.stdout);
+    let pods = table.iter().find(|r| r[0] == "pods").expect(&stdout);
     assert_eq!(pods[1..], ["metrics.k8s.io/v1beta1", "true", "PodMetrics"]);
 
     // NotFound as kubectl renders a Status.
@@ -545,10 +534,9 @@ async fn kubectl_forbidden_and_token_paths() {
 
     // A bearer token reviewed as user `viewer`, whom the authorizer allows.
     let kc = fx.kubeconfig("viewer", Creds::Token("good-token"));
-    let out = kubectl(&kc, &["get", "pods.metrics.k8s.io", "-n", "kube-system"]).await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    let table = rows(&out.stdout);
-    assert_eq!(table[1][0], "coredns-1", "{}", out.stdout);
+    let (table, stdout) =
+        kubectl_table(&kc, &["get", "pods.metrics.k8s.io", "-n", "kube-system"]).await;
+    assert_eq!(table[1][0], "coredns-1", "{}", stdout);
     fx.shutdown().await;
 }
 

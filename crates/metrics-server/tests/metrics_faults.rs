@@ -13,12 +13,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kaddons_metrics_server::api::{start, ServerConfig, TlsSource, UserInfo};
+use kaddons_metrics_server::api::start;
 use kaddons_metrics_server::scrape::{KubeletVerify, ScrapeConfig, Scraper};
 use kaddons_metrics_server::source::{LabeledProvider, NodeTarget, PodMeta, StaticSource};
 use kaddons_metrics_server::store::SharedStore;
 use kaddons_model::usage::MetricsProvider;
-use kaddons_testkit::auth::StaticTokens;
+use kaddons_testkit::auth::admin_config;
 
 use kaddons_testkit::fleet;
 
@@ -91,16 +91,7 @@ async fn one_node_per_fault_mode_affects_only_itself() {
     fleet.write_node_list(&list, &ca_file).unwrap();
     let listed = fleet::read_node_list(&std::fs::read_to_string(&list).unwrap()).unwrap();
     assert_eq!(listed.len(), NODES);
-    let targets: Vec<NodeTarget> = listed
-        .iter()
-        .map(|n| NodeTarget {
-            name: n.name.clone(),
-            address: n.address.clone(),
-            port: n.port,
-            path: "/metrics/resource".into(),
-            labels: BTreeMap::new(),
-        })
-        .collect();
+    let targets: Vec<NodeTarget> = listed.iter().map(fleet::ListedNode::target).collect();
     let source = Arc::new(StaticSource::new(targets));
     let store = Arc::new(SharedStore::new(Duration::from_secs(15)));
     let mut config = ScrapeConfig::new(Duration::from_secs(15));
@@ -110,17 +101,7 @@ async fn one_node_per_fault_mode_affects_only_itself() {
     config.verify = KubeletVerify::CaFile(ca_file.clone());
     let scraper = Scraper::new(config, source, store.clone()).unwrap();
 
-    let mut cfg = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        TlsSource::SelfSigned {
-            cert_dir: dir.path().join("certs"),
-            hosts: vec![],
-        },
-    );
-    cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
-        "t".to_string(),
-        UserInfo::new("admin", &["system:masters"]),
-    )])));
+    let cfg = admin_config(dir.path().join("certs"), "t");
     let provider = Arc::new(LabeledProvider::new(store.clone(), Arc::new(AllRunning)));
     let server = start(cfg, provider).await.unwrap();
     let (addr, ca) = (server.local_addr(), server.serving_ca_pem().to_string());

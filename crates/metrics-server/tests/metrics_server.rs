@@ -15,14 +15,14 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use kaddons_metrics_server::api::start;
 use kaddons_metrics_server::api::MetricsSource;
-use kaddons_metrics_server::api::{start, ServerConfig, TlsSource, UserInfo};
 use kaddons_metrics_server::decode::decode;
 use kaddons_metrics_server::scrape::{FetchError, KubeletVerify, ScrapeConfig, Scraper};
 use kaddons_metrics_server::source::{LabeledProvider, NodeTarget, PodMeta, StaticSource};
 use kaddons_metrics_server::store::SharedStore;
 use kaddons_model::usage::MetricsProvider;
-use kaddons_testkit::auth::StaticTokens;
+use kaddons_testkit::auth::admin_config;
 use serde_json::Value;
 
 use kaddons_testkit::pki::Ca;
@@ -466,17 +466,7 @@ async fn api_serves_scraped_metrics_with_labels_and_running_pods_only() {
     scraper.scrape_once().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        TlsSource::SelfSigned {
-            cert_dir: dir.path().join("certs"),
-            hosts: vec![],
-        },
-    );
-    cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
-        "admin-token".to_string(),
-        UserInfo::new("admin", &["system:masters"]),
-    )])));
+    let cfg = admin_config(dir.path().join("certs"), "admin-token");
     cfg.registry.add_source(Arc::new(scraper.clone()));
     let provider = Arc::new(LabeledProvider::new(store.clone(), source.clone()));
     let server = start(cfg, provider).await.unwrap();
@@ -688,17 +678,7 @@ async fn nodes_from_the_api_are_scraped_and_served() {
     assert_eq!(scraper.scrape_once().await.succeeded().count(), 2);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        TlsSource::SelfSigned {
-            cert_dir: dir.path().join("certs"),
-            hosts: vec![],
-        },
-    );
-    cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
-        "admin-token".to_string(),
-        UserInfo::new("admin", &["system:masters"]),
-    )])));
+    let cfg = admin_config(dir.path().join("certs"), "admin-token");
     let provider = Arc::new(LabeledProvider::new(store.clone(), source.clone()));
     let server = start(cfg, provider).await.unwrap();
     let (addr, ca) = (server.local_addr(), server.serving_ca_pem().to_string());

@@ -3,11 +3,14 @@
 //! round trip, with call counters so cache tests can see hits.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use kaddons_metrics_server::api::{
-    Attributes, AuthError, Authorizer, BoxFuture, Decision, TokenReviewer, UserInfo,
+    Attributes, AuthError, Authorizer, BoxFuture, Decision, ServerConfig, TlsSource, TokenReviewer,
+    UserInfo,
 };
 
 /// Fixed token → user table. `calls` counts reviews (shared, so a test keeps a handle after
@@ -64,4 +67,23 @@ where
         let d = (self.decide)(attrs);
         Box::pin(async move { Ok(d) })
     }
+}
+
+/// A metrics API server config on 127.0.0.1:0 with a self-signed certificate kept in
+/// `cert_dir`, whose one way in is the bearer `token` of user `admin` in `system:masters` (so
+/// no authorizer is consulted): what the in-process tests, the bench and the scale harness
+/// serve through.
+pub fn admin_config(cert_dir: PathBuf, token: &str) -> ServerConfig {
+    let mut cfg = ServerConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        TlsSource::SelfSigned {
+            cert_dir,
+            hosts: vec![],
+        },
+    );
+    cfg.token_reviewer = Some(Arc::new(StaticTokens::new([(
+        token.to_string(),
+        UserInfo::new("admin", &["system:masters"]),
+    )])));
+    cfg
 }

@@ -17,6 +17,7 @@
 //! There is no API server: the node list (name, address, port, CA file, fault mode) is written
 //! to a file, and the server side turns it into a `StaticSource`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use kaddons_metrics_server::source::NodeTarget;
 
 /// How one simulated kubelet behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -196,6 +199,38 @@ pub struct ListedNode {
     pub port: u16,
     pub ca_file: String,
     pub mode: Mode,
+}
+
+impl ListedNode {
+    /// The scrape target of this node's `/metrics/resource`, without labels.
+    pub fn target(&self) -> NodeTarget {
+        NodeTarget {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            path: "/metrics/resource".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The `--flag value` pairs of an example's command line (the scale examples take no other
+/// form); a flag without a value panics.
+pub fn example_flags() -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        pairs.push((flag, value));
+    }
+    pairs
+}
+
+/// An example flag's value as a number; panics naming the flag.
+pub fn flag_num(flag: &str, value: &str) -> u64 {
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{flag}: not a number"))
 }
 
 pub fn read_node_list(text: &str) -> Result<Vec<ListedNode>, String> {
