@@ -110,7 +110,7 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, `/lib64/ld-linux-x86-64.so.2 (0x...)`,
         // `linux-vdso.so.1 (0x...)` (in the kernel, not a file).
         let path = match line.split_once("=>") {
-            Some((_, right)) => right.trim().split_whitespace().next().unwrap_or(""),
+            Some((_, right)) => right.split_whitespace().next().unwrap_or(""),
             None => line.split_whitespace().next().unwrap_or(""),
         };
         if path == "not" || line.contains("not found") {
@@ -192,8 +192,8 @@ pub fn metrics_server(
         "kaddons-metrics-server".to_string(),
     );
     labels.insert(
-        "org.opencontainers.image.source".to_string(),
-        "kaddons image build metrics-server".to_string(),
+        "org.opencontainers.image.description".to_string(),
+        "written by `kaddons image build metrics-server`".to_string(),
     );
     let config = ImageConfig {
         reference: reference.to_string(),
