@@ -429,6 +429,89 @@ async fn insecure_tls_accepts_any_certificate_and_system_roots_reject_test_ca() 
     }
 }
 
+/// A `MakeWriter` that collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_kubelet_scrape_is_logged_as_a_warning_with_node_address_and_error() {
+    use tracing::instrument::WithSubscriber;
+    let s = setup();
+    let healthy = kubelet("ok", Behavior::Healthy, s.ca.server_config()).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let source = Arc::new(StaticSource::new(vec![
+        target("ok", healthy.addr),
+        target("refused", closed),
+    ]));
+    let store = Arc::new(SharedStore::new(Duration::from_secs(15)));
+    let scraper = Scraper::new(config(&s.ca_file), source, store).unwrap();
+
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn({
+        let scraper = scraper.clone();
+        async move { scraper.run(stop_rx).await }.with_subscriber(subscriber)
+    });
+    // The first tick fires at once; wait for the end of that cycle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs.text().contains("scrape cycle done") {
+        assert!(
+            Instant::now() < deadline,
+            "no cycle logged: {}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).unwrap();
+    running.await.unwrap();
+
+    let text = logs.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    let line = warnings[0];
+    assert!(line.contains("scraping node failed"), "{line}");
+    assert!(line.contains(" node=refused "), "{line}");
+    assert!(line.contains(&format!(" address={closed} ")), "{line}");
+    let error = line.split(" error=").nth(1).unwrap_or_default();
+    assert!(!error.trim().is_empty(), "{line}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" DEBUG ") && l.contains("node=ok ")),
+        "{text}"
+    );
+}
+
 /// Sends a bearer token and returns (status, JSON body).
 async fn get_json(addr: SocketAddr, ca_pem: &str, path: &str, token: &str) -> (u16, Value) {
     let (code, body) = kaddons_testkit::pki::https_get(addr, ca_pem, path, token).await;
