@@ -18,4 +18,5 @@ mod shell;
 mod snapshots;
 mod top;
 mod upstream;
+mod values_schema;
 mod versions;

@@ -7,6 +7,7 @@
 //! without rendering, so that a broken addon.yaml is reported with its file and field.
 
 pub mod labels;
+pub mod schema;
 pub mod values;
 pub mod versions;
 
@@ -262,6 +263,8 @@ pub struct Addon {
     selected: usize,
     /// `def` at the newest release, which [`Addon::at`] starts from.
     newest: Box<AddonDef>,
+    /// `addons/<name>/values.schema.yaml`, when the addon has one.
+    pub values_schema: Option<std::sync::Arc<schema::ValuesSchema>>,
 }
 
 impl Addon {
@@ -301,6 +304,7 @@ impl Addon {
             versions: self.versions.clone(),
             selected: index.min(self.versions.len() - 1),
             newest: self.newest.clone(),
+            values_schema: self.values_schema.clone(),
         }
     }
 
@@ -349,6 +353,20 @@ impl Addon {
             }
         }
         out
+    }
+
+    /// Checks a tree of values (one layer, or all of them) against the values schema.
+    pub fn check_constraints(&self, values: &Value) -> Result<(), values::ValuesError> {
+        match &self.values_schema {
+            Some(s) => s
+                .check(values)
+                .map_err(|v| values::ValuesError::Constraint {
+                    key: v.key,
+                    value: v.value,
+                    rule: v.rule,
+                }),
+            None => Ok(()),
+        }
     }
 
     pub fn schema(&self) -> values::Schema<'_> {
@@ -546,6 +564,25 @@ impl Catalog {
                 let source = tree.read(&rel)?.unwrap_or_default();
                 templates.push(TemplateFile { name, source });
             }
+            let schema_rel = format!("addons/{dir_name}/values.schema.yaml");
+            let values_schema = match tree.read(&schema_rel)? {
+                None => None,
+                Some(text) => {
+                    let schema_label = tree.label(&schema_rel);
+                    let raw: Value =
+                        serde_yaml::from_str(&text).map_err(|source| Error::Parse {
+                            path: schema_label.clone(),
+                            source,
+                        })?;
+                    let compiled =
+                        schema::ValuesSchema::compile(&raw).map_err(|problem| Error::Invalid {
+                            path: schema_label,
+                            field: "(schema)".into(),
+                            problem,
+                        })?;
+                    Some(std::sync::Arc::new(compiled))
+                }
+            };
             let versions = sorted_versions(&def);
             let addon = Addon {
                 newest: Box::new(def.clone()),
@@ -554,6 +591,7 @@ impl Catalog {
                 source: source.clone(),
                 versions,
                 selected: 0,
+                values_schema,
             };
             validate(
                 &addon,
@@ -668,6 +706,19 @@ fn validate_versions(addon: &Addon, label: &str) -> Result<()> {
                 .schema()
                 .check(&v.values)
                 .map_err(|e| invalid(format!("{field}.values"), e.to_string()))?;
+        }
+    }
+    // Every release's defaults, with every profile, obey the values schema.
+    for i in 0..addon.versions.len() {
+        let at = addon.at(i);
+        for profile in Profile::ALL {
+            at.check_constraints(&at.profile_values(profile))
+                .map_err(|e| {
+                    invalid(
+                        "values".into(),
+                        format!("{} with profile {profile}: {e}", at.def.upstream.version),
+                    )
+                })?;
         }
     }
     Ok(())

@@ -23,6 +23,12 @@ pub enum ValuesError {
         expected: &'static str,
         found: String,
     },
+    #[error("value \"{key}\" cannot be {value}: {rule}")]
+    Constraint {
+        key: String,
+        value: String,
+        rule: String,
+    },
     #[error("--set \"{expr}\": {problem}")]
     BadSet { expr: String, problem: String },
     #[error("values must be a mapping of keys to values, not {found}")]

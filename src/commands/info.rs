@@ -13,6 +13,9 @@ struct Info<'a> {
     #[serde(flatten)]
     def: &'a kaddons::catalog::AddonDef,
     source: String,
+    /// The JSON Schema of the values, when the addon has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values_schema: Option<&'a serde_json::Value>,
 }
 
 pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -77,6 +80,15 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::R
             for line in serde_yaml::to_string(&def.values)?.lines() {
                 out.push_str(&format!("  {line}\n"));
             }
+            if let Some(schema) = &addon.values_schema {
+                out.push_str("\nconstraints (values.schema.yaml; checked on --set, --values, AddonSet set:):\n");
+                let rows: Vec<Vec<String>> = schema
+                    .constraints()
+                    .into_iter()
+                    .map(|(k, c)| vec![format!("  {k}"), c])
+                    .collect();
+                out.push_str(&crate::printer::table(&["  KEY", "CONSTRAINT"], &rows));
+            }
             if !def.freeform.is_empty() {
                 out.push_str(&format!(
                     "  (free-form, not checked below the top level: {})\n",
@@ -98,6 +110,7 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::R
             &Info {
                 def,
                 source: addon.source.to_string(),
+                values_schema: addon.values_schema.as_deref().map(|s| s.raw()),
             },
         )?,
     };

@@ -95,6 +95,7 @@ pub fn render_addon(
             serde_yaml::from_str(&text)
                 .with_context(|| format!("--values file {} is not valid YAML", path.display()))?
         };
+        req.texts.insert(path.display().to_string(), text.clone());
         req.values_files.push((path.display().to_string(), value));
     }
     req.sets = args.sets.clone();

@@ -61,6 +61,8 @@ pub struct Request {
     pub values_files: Vec<(String, Value)>,
     /// `--set key.path=value`, in order.
     pub sets: Vec<String>,
+    /// The text of `values_files` by name, when there is one, to point errors at a line.
+    pub texts: BTreeMap<String, String>,
     pub images: ImageOverrides,
 }
 
@@ -70,6 +72,7 @@ impl Request {
             profile,
             values_files: Vec::new(),
             sets: Vec::new(),
+            texts: BTreeMap::new(),
             images: ImageOverrides::default(),
         }
     }
@@ -157,21 +160,40 @@ pub fn effective_values(addon: &Addon, req: &Request) -> Result<Value> {
     let schema = addon.schema();
     let mut values = addon.profile_values(req.profile);
     for (origin, file) in &req.values_files {
-        schema.check(file).map_err(|source| Error::Values {
-            origin: origin.clone(),
-            source,
-        })?;
+        let blame = |source: ValuesError| {
+            let line = match &source {
+                ValuesError::Constraint { key, .. } | ValuesError::WrongType { key, .. } => {
+                    req.texts.get(origin).and_then(|text| line_of(text, key))
+                }
+                _ => None,
+            };
+            Error::Values {
+                origin: match line {
+                    Some(l) => format!("{origin}:{l}"),
+                    None => origin.clone(),
+                },
+                source,
+            }
+        };
+        schema.check(file).map_err(blame)?;
+        addon.check_constraints(file).map_err(blame)?;
         merge(&mut values, file);
     }
     for expr in &req.sets {
-        let tree = schema
-            .parse_set(expr, &values)
-            .map_err(|source| Error::Values {
-                origin: "--set".into(),
-                source,
-            })?;
+        let blame = |source| Error::Values {
+            origin: format!("--set {expr}"),
+            source,
+        };
+        let tree = schema.parse_set(expr, &values).map_err(blame)?;
+        addon.check_constraints(&tree).map_err(blame)?;
         merge(&mut values, &tree);
     }
+    addon
+        .check_constraints(&values)
+        .map_err(|source| Error::Values {
+            origin: "values".into(),
+            source,
+        })?;
     schema
         .check_choices(&values)
         .map_err(|source| Error::Values {
@@ -179,6 +201,39 @@ pub fn effective_values(addon: &Addon, req: &Request) -> Result<Value> {
             source,
         })?;
     Ok(values)
+}
+
+/// The 1-based line of a dotted key (`hostNetwork.securePort`, `a[0]`) in a YAML text: each
+/// part is looked for below the line of the one before, deeper indented. Best effort.
+pub fn line_of(text: &str, key: &str) -> Option<usize> {
+    let parts: Vec<&str> = key
+        .split('.')
+        .map(|p| p.split('[').next().unwrap_or(p))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut from, mut indent, mut found) = (0usize, -1i64, None);
+    for part in parts {
+        let Some(hit) = lines.iter().enumerate().skip(from).find(|(_, l)| {
+            let body = l.trim_start().trim_start_matches("- ");
+            let depth = (l.len() - l.trim_start().len()) as i64;
+            depth > indent
+                && [
+                    format!("{part}:"),
+                    format!("\"{part}\":"),
+                    format!("'{part}':"),
+                ]
+                .iter()
+                .any(|k| body.starts_with(k.as_str()))
+        }) else {
+            // A part not found (a key with dots inside, like a label): the parent's line.
+            return found;
+        };
+        indent = (hit.1.len() - hit.1.trim_start().len()) as i64;
+        from = hit.0 + 1;
+        found = Some(hit.0 + 1);
+    }
+    found
 }
 
 fn digest(values: &Value, images: &BTreeMap<String, String>) -> String {
