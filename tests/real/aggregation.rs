@@ -406,6 +406,18 @@ fn chain_for(implementation: Implementation) {
             );
         }
     }
+    // kube-aggregator downloads the server's OpenAPI as `system:aggregator` (no groups but
+    // system:authenticated): a server must let it read /openapi/v2, as system:discovery does.
+    let log = std::fs::read_to_string(cp.dir.join("kube-apiserver.log")).unwrap_or_default();
+    let denied_openapi = log
+        .lines()
+        .find(|l| l.contains("cannot get path") && l.contains("openapi"));
+    checks.check(denied_openapi.is_none(), || {
+        format!(
+            "the aggregator's OpenAPI download was refused: {}",
+            denied_openapi.unwrap_or_default()
+        )
+    });
     let doctor = kaddons(cp, &["doctor"]);
     eprintln!(
         "{who}: kaddons doctor with the chain working: exit {:?}\n{}{}",
@@ -605,6 +617,14 @@ fn differences(
     out
 }
 
+/// Differences between the servers that are known and reported (issue 13), matched by
+/// substring; any other difference fails the test.
+const KNOWN_DEVIATIONS: &[&str] = &[
+    // Table column names: upstream `cpu`/`memory` (lower case), builtin `CPU`/`Memory`
+    // (kubectl upper-cases headers, so what users see is the same).
+    r#"columns upstream ["Name:string", "cpu:string", "memory:string", "Window:string"], builtin ["Name:string", "CPU:string", "Memory:string", "Window:string"]"#,
+];
+
 #[test]
 fn both_servers_answer_the_same_for_the_same_kubelets() {
     // Nodes 0..6 have one fault mode each (slow, hang, http500, garbage, truncated, huge,
@@ -743,7 +763,111 @@ fn both_servers_answer_the_same_for_the_same_kubelets() {
             );
         }
     }
-    assert!(found.is_empty(), "the servers disagree:\n{report}");
+    // Protobuf, which kubectl top prefers: each server's answer (JSON is an accepted fallback).
+    for s in [&upstream, &builtin] {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{content_type}",
+                "--cert",
+            ])
+            .arg(&cp.pki.admin_crt)
+            .arg("--key")
+            .arg(&cp.pki.admin_key)
+            .args([
+                "-H",
+                "Accept: application/vnd.kubernetes.protobuf,application/json",
+                &format!("https://127.0.0.1:{}{base}/nodes", s.port),
+            ])
+            .output()
+            .expect("running curl");
+        eprintln!(
+            "differential: {} answers Accept protobuf,json with {}",
+            s.implementation.as_str(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // The Table kubectl asks for (`kubectl get nodes.metrics.k8s.io`): same columns, same rows.
+    for path in [format!("{base}/nodes"), format!("{base}/pods")] {
+        let (ut, ot) = (table(cp, &upstream, &path), table(cp, &builtin, &path));
+        let columns = |t: &Value| -> Vec<String> {
+            t["columnDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{}:{}",
+                        c["name"].as_str().unwrap_or_default(),
+                        c["type"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        };
+        let names = |t: &Value| -> Vec<String> {
+            let mut v: Vec<String> = t["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["cells"][0].as_str().unwrap_or_default().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        if ut["kind"] != "Table" || ot["kind"] != "Table" {
+            found.push(format!(
+                "table {path}: upstream kind {}, builtin kind {}",
+                ut["kind"], ot["kind"]
+            ));
+            continue;
+        }
+        if columns(&ut) != columns(&ot) {
+            found.push(format!(
+                "table {path}: columns upstream {:?}, builtin {:?}",
+                columns(&ut),
+                columns(&ot)
+            ));
+        }
+        if names(&ut) != names(&ot) {
+            found.push(format!(
+                "table {path}: rows upstream {:?}, builtin {:?}",
+                names(&ut),
+                names(&ot)
+            ));
+        }
+    }
+    let (known, unknown): (Vec<&String>, Vec<&String>) = found
+        .iter()
+        .partition(|f| KNOWN_DEVIATIONS.iter().any(|k| f.contains(k)));
+    for f in &known {
+        eprintln!("differential: known deviation: {f}");
+    }
+    let mut report = String::new();
+    for line in &unknown {
+        let key = line.split_whitespace().nth(1).unwrap_or_default();
+        report.push_str(&format!("  {line}  [{}]\n", phase_of(key)));
+    }
+    assert!(unknown.is_empty(), "the servers disagree:\n{report}");
+}
+
+/// `path` from `server` directly as a Table (what `kubectl get` asks for), as admin.
+fn table(cp: &ControlPlane, server: &MetricsServer, path: &str) -> Value {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "30", "--cert"])
+        .arg(&cp.pki.admin_crt)
+        .arg("--key")
+        .arg(&cp.pki.admin_key)
+        .args([
+            "-H",
+            "Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            &format!("https://127.0.0.1:{}{path}", server.port),
+        ])
+        .output()
+        .expect("running curl");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 /// kaddons-metrics-server accepts every flag of upstream's `--help`
@@ -794,5 +918,135 @@ fn builtin_accepts_every_upstream_flag() {
             rejected.push(flag);
         }
     }
+    // pflag forms charts use: `--flag=true` for booleans, a repeated flag (the last wins), the
+    // short `-l`.
+    for form in [
+        &["--kubelet-insecure-tls=true"][..],
+        &["--kubelet-use-node-status-port=true"],
+        &["--secure-port=1", "--secure-port=2"],
+        &["-l", "x"],
+    ] {
+        let out = Command::new(Implementation::Builtin.binary())
+            .args(form)
+            .arg("--help")
+            .output()
+            .expect("running kaddons-metrics-server");
+        if !out.status.success() {
+            rejected.push(format!(
+                "{} ({})",
+                form.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+            ));
+        }
+    }
     assert!(rejected.is_empty(), "rejected: {}", rejected.join(" "));
+}
+
+/// CPU usage of every container as the kubelet's Summary says (through the node proxy): the
+/// simulator's counters grow at a steady rate per container, so this is the true rate.
+fn summary_rates(cp: &ControlPlane, nodes: &[String]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for n in nodes {
+        let text = cp.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{n}/proxy/stats/summary"),
+        ]);
+        for p in json(&text)["pods"].as_array().into_iter().flatten() {
+            for c in p["containers"].as_array().into_iter().flatten() {
+                out.insert(
+                    format!(
+                        "{}/{} {}",
+                        p["podRef"]["namespace"].as_str().unwrap_or_default(),
+                        p["podRef"]["name"].as_str().unwrap_or_default(),
+                        c["name"].as_str().unwrap_or_default()
+                    ),
+                    c["cpu"]["usageNanoCores"].as_u64().unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Containers that restart (their counter starts again from zero and their start time moves)
+/// and pods replaced under a new name, every 25 s: whatever each server lists must carry the
+/// true rate. Which pods are listed at a given instant depends on where each server's two
+/// points fall against a restart, so the lists are printed, not compared.
+#[test]
+fn restarted_containers_keep_the_true_rate_on_both_servers() {
+    let mut config = FleetConfig::new(2, 8);
+    config.churn_period = Duration::from_secs(25);
+    let Some(c) = chain(config) else {
+        return;
+    };
+    let cp = &c.cp;
+    let _guard = cp.failure_guard();
+    let upstream = MetricsServer::start(Implementation::Upstream, &c.sa_kubeconfig, RESOLUTION);
+    let builtin = MetricsServer::start(Implementation::Builtin, &c.sa_kubeconfig, RESOLUTION);
+    let (_l1, _l2) = (upstream.failure_guard(), builtin.failure_guard());
+    let nodes = healthy_nodes(&c.kubelets);
+    let base = "/apis/metrics.k8s.io/v1beta1";
+    let direct = |s: &MetricsServer, path: &str| -> Option<Value> {
+        let out = kubectl_as(cp, &s.direct_kubeconfig(cp), &["get", "--raw", path]);
+        out.status
+            .success()
+            .then(|| json(&String::from_utf8_lossy(&out.stdout)))
+    };
+    wait_for_nodes(|| direct(&upstream, &format!("{base}/nodes")), &nodes);
+    wait_for_nodes(|| direct(&builtin, &format!("{base}/nodes")), &nodes);
+    let mut wrong = Vec::new();
+    // Three rounds, a restart period apart, so that some round sees each server across a
+    // restart (a bound on the test's length, not a timing goal: every round is checked).
+    for round in 0..3 {
+        if round > 0 {
+            std::thread::sleep(Duration::from_secs(12));
+        }
+        // The simulator's Summary under-reports a container in the first second after its
+        // restart (usage over at least 1 s): the larger of two reads is the true rate.
+        let mut truth = summary_rates(cp, &nodes);
+        std::thread::sleep(Duration::from_millis(1500));
+        for (k, v) in summary_rates(cp, &nodes) {
+            let e = truth.entry(k).or_default();
+            *e = (*e).max(v);
+        }
+        for s in [&upstream, &builtin] {
+            let who = s.implementation.as_str();
+            let list = direct(s, &format!("{base}/pods")).unwrap_or(Value::Null);
+            let pods = points(&list, true);
+            let mut listed = Vec::new();
+            for (key, p) in &pods {
+                listed.push(key.clone());
+                for (container, (cpu, _)) in &p.usage {
+                    let id = format!("{key} {container}");
+                    match truth.get(&id) {
+                        Some(t) if t.abs_diff(*cpu) < 1_000_000 => {}
+                        Some(t) => wrong.push(format!(
+                            "round {round}: {who} says {id} uses {cpu}n, the kubelet's rate is {t}n (window {})",
+                            p.window
+                        )),
+                        None => wrong.push(format!(
+                            "round {round}: {who} lists {id}, which the kubelets no longer serve"
+                        )),
+                    }
+                }
+            }
+            let restarting: Vec<&SimPod> = c
+                .kubelets
+                .pods
+                .iter()
+                .filter(|p| matches!(p.phase, Phase::Running | Phase::Restarting))
+                .filter(|p| !listed.contains(&format!("{}/{}", p.namespace, p.name)))
+                .collect();
+            eprintln!(
+                "round {round}: {who} lists {} pods; Running pod objects it leaves out: {:?}",
+                pods.len(),
+                restarting.iter().map(|p| &p.name).collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rates:\n{}", wrong.join("\n"));
 }
