@@ -10,6 +10,7 @@
 //!   doctor patterns, and an APIService reported Available (the real aggregator overwrites
 //!   APIService status), until the real node of the node issue produces them for real;
 //! - cluster facts from Node objects of other distributions.
+//!
 //! Every applied object is checked against the strict Kubernetes 1.32 OpenAPI schema by a
 //! patch interceptor: the fake's own `validation` feature only covers its typed create/update
 //! calls, not server-side apply over HTTP.
