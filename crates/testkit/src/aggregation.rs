@@ -711,11 +711,6 @@ pub fn upstream_bin_dir() -> PathBuf {
     .clone()
 }
 
-/// Upstream flags that `kaddons-metrics-server` does not accept yet (its clap parser exits
-/// with "unexpected argument"). [`MetricsServer::start`] leaves them out for the built-in
-/// server, with a notice, until it accepts them; the drop-in test lists them.
-pub const BUILTIN_REJECTS: &[&str] = &["--authentication-kubeconfig", "--authorization-kubeconfig"];
-
 /// A metrics server process on 127.0.0.1. Killed on drop; its log is printed when a test
 /// panics while it is alive.
 pub struct MetricsServer {
@@ -771,20 +766,8 @@ impl MetricsServer {
         let log = dir.join(format!("{}.log", implementation.as_str()));
         let file = std::fs::File::create(&log).expect("creating the server log");
         let file2 = file.try_clone().expect("cloning the log file");
-        let passed: Vec<&String> = args
-            .iter()
-            .filter(|a| {
-                implementation != Implementation::Builtin
-                    || !BUILTIN_REJECTS.iter().any(|r| a.starts_with(r))
-            })
-            .collect();
-        if passed.len() != args.len() {
-            eprintln!(
-                "testkit: kaddons-metrics-server does not accept {BUILTIN_REJECTS:?} yet: left out"
-            );
-        }
         let mut cmd = Command::new(implementation.binary());
-        cmd.args(&passed)
+        cmd.args(&args)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(file)
