@@ -1041,6 +1041,34 @@ fn restarted_containers_keep_the_true_rate_on_both_servers() {
                 .filter(|p| matches!(p.phase, Phase::Running | Phase::Restarting))
                 .filter(|p| !listed.contains(&format!("{}/{}", p.namespace, p.name)))
                 .collect();
+            // For each left-out pod: its containers' start times (from the kubelet, through the
+            // node proxy) against the server's last sample time.
+            let last_sample = points(
+                &direct(s, &format!("{base}/nodes")).unwrap_or(Value::Null),
+                false,
+            )
+            .values()
+            .map(|p| format!("{} (window {})", p.timestamp, p.window))
+            .next()
+            .unwrap_or_default();
+            for p in &restarting {
+                let text = cp.kubectl_ok(&[
+                    "get",
+                    "--raw",
+                    &format!("/api/v1/nodes/{}/proxy/metrics/resource", p.node),
+                ]);
+                let starts: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("container_start_time_seconds")
+                            && l.contains(&format!("pod=\"{}\"", p.name))
+                    })
+                    .collect();
+                eprintln!(
+                    "round {round}: {who} leaves out {}/{} (last node sample {last_sample}); kubelet now: {starts:?}",
+                    p.namespace, p.name
+                );
+            }
             eprintln!(
                 "round {round}: {who} lists {} pods; Running pod objects it leaves out: {:?}",
                 pods.len(),
