@@ -267,7 +267,12 @@ pub struct EnableArgs {
     /// Do not check before applying that every image is on the nodes or in its registry
     /// (for networks where this machine and the nodes see different registries)
     /// [env: KADDONS_SKIP_IMAGE_CHECK].
-    #[arg(long, env = "KADDONS_SKIP_IMAGE_CHECK", hide_env = true)]
+    #[arg(
+        long,
+        env = "KADDONS_SKIP_IMAGE_CHECK",
+        hide_env = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub skip_image_check: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -288,7 +293,11 @@ pub struct ImageBuildArgs {
     #[arg(value_parser = ["metrics-server"])]
     pub image: String,
     /// Where to write the archive.
-    #[arg(long, value_name = "FILE", default_value = "kaddons-metrics-server.tar")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "kaddons-metrics-server.tar"
+    )]
     pub out: PathBuf,
     /// The kaddons-metrics-server binary to put in the image (default: `cargo build --release
     /// --locked -p kaddons-metrics-server` in the source checkout kaddons was built from).
@@ -299,7 +308,11 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
     /// The CA bundle copied to /etc/ssl/certs/ca-certificates.crt in the image.
-    #[arg(long, value_name = "FILE", default_value = "/etc/ssl/certs/ca-certificates.crt")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/ssl/certs/ca-certificates.crt"
+    )]
     pub ca_certificates: PathBuf,
 }
 

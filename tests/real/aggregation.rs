@@ -456,7 +456,6 @@ fn kubectl_top_through_the_aggregator_to_upstream_metrics_server() {
 }
 
 #[test]
-#[ignore = "kaddons-metrics-server (1) answers the aggregator's discovery request (Accept: only apidiscovery.k8s.io/v2) with a legacy APIGroupList, so kube-aggregator marks metrics.k8s.io Stale with no resources (kubectl top: `Metrics API not available`; api-resources lists nothing), and (2) refuses /openapi/v2 to system:aggregator (403); issue 13 report"]
 fn kubectl_top_through_the_aggregator_to_kaddons_metrics_server() {
     chain_for(Implementation::Builtin);
 }
@@ -620,9 +619,7 @@ fn differences(
 /// Differences between the servers that are known and reported (issue 13), matched by
 /// substring; any other difference fails the test.
 const KNOWN_DEVIATIONS: &[&str] = &[
-    // Table column names: upstream `cpu`/`memory` (lower case), builtin `CPU`/`Memory`
-    // (kubectl upper-cases headers, so what users see is the same).
-    r#"columns upstream ["Name:string", "cpu:string", "memory:string", "Window:string"], builtin ["Name:string", "CPU:string", "Memory:string", "Window:string"]"#,
+    // None left: the Table column names (upstream `cpu`/`memory`) now match.
 ];
 
 #[test]

@@ -799,15 +799,33 @@ async fn tables_discovery_health_metrics_and_shutdown() {
     .await;
     assert_eq!(r.code, 406);
 
-    // Aggregated discovery requested: plain APIGroupList as application/json.
+    // Aggregated discovery, as kube-aggregator asks for it (v2 only, no fallback in the
+    // header): an APIGroupDiscoveryList. A 200 with the legacy list made the aggregator mark
+    // the group Stale, and `kubectl top` failed with "Metrics API not available".
+    let v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    let r = request(&fx, Some(&admin), "/apis", &[("Accept", v2)]).await;
+    assert_eq!(r.code, 200);
+    assert_eq!(r.content_type, v2);
+    let d = r.json();
+    assert_eq!(d["kind"], "APIGroupDiscoveryList");
+    assert_eq!(d["items"][0]["metadata"]["name"], "metrics.k8s.io");
+    let version = &d["items"][0]["versions"][0];
+    assert_eq!(version["version"], "v1beta1");
+    assert_eq!(version["freshness"], "Current");
+    assert_eq!(version["resources"][0]["resource"], "nodes");
+    assert_eq!(version["resources"][0]["scope"], "Cluster");
+    assert_eq!(version["resources"][1]["resource"], "pods");
+    assert_eq!(version["resources"][1]["scope"], "Namespaced");
+    // Only a form this server does not write: 406, which clients fall back from.
+    let beta = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+    let r = request(&fx, Some(&admin), "/apis", &[("Accept", beta)]).await;
+    assert_eq!(r.code, 406);
+    // Plain JSON: the legacy APIGroupList.
     let r = request(
         &fx,
         Some(&admin),
         "/apis",
-        &[(
-            "Accept",
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-        )],
+        &[("Accept", "application/json")],
     )
     .await;
     assert_eq!(r.code, 200);

@@ -20,7 +20,9 @@ use super::auth::{
     Attributes, AuthError, Authorizer, Decision, RequestHeaderNames, Target, TokenReviewer,
     UserInfo,
 };
-use super::media::{negotiate_resource, Representation};
+use super::media::{
+    negotiate_discovery, negotiate_resource, Discovery, Representation, DISCOVERY_V2,
+};
 use super::selector::{FieldSelector, LabelSelector, SelectorError};
 use super::serve::PeerIdentity;
 use super::table::{node_table, pod_table, IncludeObject};
@@ -236,13 +238,21 @@ async fn respond<B>(
             "groupVersion": "v1",
             "resources": []
         })),
-        // Aggregated discovery (as=APIGroupDiscoveryList) is not offered; the plain
-        // APIGroupList with Content-Type application/json makes clients fall back.
-        Route::Apis => ok_json(&json!({
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [api_group()]
-        })),
+        // kube-aggregator asks for aggregated discovery only; kubectl for it first.
+        Route::Apis => match negotiate_discovery(accept) {
+            Some(Discovery::V2) => {
+                let mut resp = ok_json(&aggregated_discovery());
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(DISCOVERY_V2));
+                resp
+            }
+            Some(Discovery::Legacy) => ok_json(&json!({
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [api_group()]
+            })),
+            None => not_acceptable(),
+        },
         Route::Group => {
             let mut g = api_group();
             g["kind"] = json!("APIGroup");
@@ -359,8 +369,26 @@ fn method_not_allowed(method: &Method) -> Resp {
 }
 
 /// Identity of the caller: front proxy headers, client-CA certificate, bearer token, in that
-/// order (the apiserver's union authenticator order). `Err` is a failed token review.
+/// order (the apiserver's union authenticator order), with `system:authenticated` added as
+/// k8s.io/apiserver's AuthenticatedGroupAdder does. Without it RBAC's `system:discovery`
+/// role does not apply, and kube-aggregator (user system:aggregator, no groups) was refused
+/// `/openapi/v2`. `Err` is a failed token review.
 async fn authenticate<B>(
+    state: &AppState,
+    peer: &PeerIdentity,
+    req: &Request<B>,
+) -> Result<Option<UserInfo>, AuthError> {
+    Ok(identify(state, peer, req).await?.map(|mut user| {
+        if !user.groups.iter().any(|g| g == SYSTEM_AUTHENTICATED) {
+            user.groups.push(SYSTEM_AUTHENTICATED.to_string());
+        }
+        user
+    }))
+}
+
+const SYSTEM_AUTHENTICATED: &str = "system:authenticated";
+
+async fn identify<B>(
     state: &AppState,
     peer: &PeerIdentity,
     req: &Request<B>,
@@ -604,6 +632,36 @@ fn api_group() -> Value {
         "name": GROUP,
         "versions": [gv.clone()],
         "preferredVersion": gv,
+    })
+}
+
+/// `/apis` as `apidiscovery.k8s.io/v2` (what k8s.io/apiserver serves): the one group, its one
+/// version, and the two resources with their verbs and scope.
+fn aggregated_discovery() -> Value {
+    let resource = |name: &str, kind: &str, scope: &str| {
+        json!({
+            "resource": name,
+            "responseKind": {"group": "", "version": "", "kind": kind},
+            "scope": scope,
+            "singularResource": "",
+            "verbs": ["get", "list"]
+        })
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": [{
+            "metadata": {"name": GROUP, "creationTimestamp": null},
+            "versions": [{
+                "version": VERSION,
+                "resources": [
+                    resource("nodes", "NodeMetrics", "Cluster"),
+                    resource("pods", "PodMetrics", "Namespaced")
+                ],
+                "freshness": "Current"
+            }]
+        }]
     })
 }
 

@@ -128,6 +128,46 @@ pub fn negotiate_resource(accept: Option<&str>) -> Option<Representation> {
     None
 }
 
+/// The form of `/apis` a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// Aggregated discovery, `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`: what
+    /// kube-aggregator asks an APIService's backend for (with no fallback in the same header),
+    /// and what kubectl tries first.
+    V2,
+    /// The legacy `APIGroupList`.
+    Legacy,
+}
+
+/// Content type of an aggregated discovery answer.
+pub const DISCOVERY_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Picks the discovery form for `/apis`. `None` (406) when the header offers neither: a 200
+/// with the other form is what made kube-aggregator mark the group Stale, while a 406 is what
+/// it and kubectl know to fall back from. A missing header means the legacy form.
+pub fn negotiate_discovery(accept: Option<&str>) -> Option<Discovery> {
+    let Some(header) = accept.filter(|h| !h.trim().is_empty()) else {
+        return Some(Discovery::Legacy);
+    };
+    for range in parse_accept(header) {
+        if range.quality <= 0.0 || !range.accepts_json() {
+            continue;
+        }
+        match range.param("as") {
+            None => return Some(Discovery::Legacy),
+            Some(kind) if kind.eq_ignore_ascii_case("APIGroupDiscoveryList") => {
+                if range.param("g") == Some("apidiscovery.k8s.io") && range.param("v") == Some("v2")
+                {
+                    return Some(Discovery::V2);
+                }
+            }
+            Some(_) => continue,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +225,32 @@ mod tests {
                 "application/json;q=0.5,application/json;as=Table;v=v1;g=meta.k8s.io"
             )),
             Some(Representation::Table("v1"))
+        );
+    }
+
+    #[test]
+    fn discovery_v2_legacy_or_not_acceptable() {
+        const AGGREGATOR: &str =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+        assert_eq!(negotiate_discovery(Some(AGGREGATOR)), Some(Discovery::V2));
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(negotiate_discovery(Some(kubectl)), Some(Discovery::V2));
+        assert_eq!(
+            negotiate_discovery(Some("application/json")),
+            Some(Discovery::Legacy)
+        );
+        assert_eq!(negotiate_discovery(None), Some(Discovery::Legacy));
+        assert_eq!(negotiate_discovery(Some("*/*")), Some(Discovery::Legacy));
+        // Only the old beta form, or only protobuf: nothing this server writes.
+        assert_eq!(
+            negotiate_discovery(Some(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            )),
+            None
+        );
+        assert_eq!(
+            negotiate_discovery(Some("application/vnd.kubernetes.protobuf")),
+            None
         );
     }
 }

@@ -56,14 +56,14 @@ const COLUMNS: [Column; 4] = [
         priority: 0,
     },
     Column {
-        name: "CPU",
+        name: "cpu",
         kind: "string",
         format: "quantity",
         description: "CPU usage",
         priority: 0,
     },
     Column {
-        name: "Memory",
+        name: "memory",
         kind: "string",
         format: "quantity",
         description: "Memory usage",
@@ -206,7 +206,7 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["Name", "CPU", "Memory", "Window"]);
+        assert_eq!(names, ["Name", "cpu", "memory", "Window"]);
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         assert_eq!(t["rows"][0]["cells"], json!(["p1", "500m", "512Mi", "15s"]));
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
