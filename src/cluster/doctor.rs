@@ -179,7 +179,11 @@ pub async fn run(
         (_, Err(e)) => out.push(check("observe", Severity::Warn, e.to_string(), "")),
     }
 
-    // 5. The API itself (what `kubectl top node` asks).
+    // 5. kube-aggregator's aggregated discovery: a group listed Stale (or missing) is one
+    //    kubectl cannot find ("Metrics API not available") even when its paths answer.
+    out.extend(discovery_checks(conn, &addon.def.api_services).await);
+
+    // 6. The API itself (what `kubectl top node` asks).
     if let Some(path) = &addon.def.ready_check {
         let served = match http::Request::get(path.as_str()).body(Vec::new()) {
             Ok(req) => conn.call(conn.client.request::<Value>(req)).await,
@@ -210,6 +214,61 @@ pub async fn run(
         });
     }
     out
+}
+
+/// One check per APIService (`v1beta1.metrics.k8s.io`) from `/apis` as
+/// `apidiscovery.k8s.io/v2`. Servers that do not answer in that form get no check.
+async fn discovery_checks(conn: &Connection, api_services: &[String]) -> Vec<Check> {
+    if api_services.is_empty() {
+        return Vec::new();
+    }
+    let request = http::Request::get("/apis")
+        .header(
+            http::header::ACCEPT,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        )
+        .body(Vec::new());
+    let Ok(request) = request else {
+        return Vec::new();
+    };
+    let Ok(list) = conn.call(conn.client.request::<Value>(request)).await else {
+        return Vec::new();
+    };
+    if list["kind"] != "APIGroupDiscoveryList" {
+        return Vec::new();
+    }
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    api_services
+        .iter()
+        .filter_map(|name| name.split_once('.'))
+        .map(|(version, group)| {
+            let listed = items
+                .iter()
+                .find(|i| i["metadata"]["name"] == group)
+                .and_then(|i| i["versions"].as_array())
+                .and_then(|vs| vs.iter().find(|v| v["version"] == version).cloned());
+            match listed {
+                Some(v) if v["freshness"] == "Stale" => check(
+                    "aggregated-discovery",
+                    Severity::Error,
+                    format!("kube-aggregator lists {group}/{version} as Stale: it could not read the server's discovery (GET /apis), so kubectl cannot find its resources"),
+                    "see the APIService's conditions and the server's log; the server must answer /apis as apidiscovery.k8s.io/v2 or with 406",
+                ),
+                Some(_) => check(
+                    "aggregated-discovery",
+                    Severity::Ok,
+                    format!("discovery lists {group}/{version}"),
+                    "",
+                ),
+                None => check(
+                    "aggregated-discovery",
+                    Severity::Error,
+                    format!("discovery does not list {group}/{version}"),
+                    "the APIService is missing or not Available; see the findings above",
+                ),
+            }
+        })
+        .collect()
 }
 
 /// True when any check is an error (doctor exits 1).

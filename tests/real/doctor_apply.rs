@@ -32,6 +32,8 @@ fn doctor_reports_what_the_real_cluster_shows() {
         ("aggregation-layer", "ok"),
         ("addon-objects", "error"),
         ("api-serves", "error"),
+        // kube-aggregator's aggregated discovery does not list metrics.k8s.io/v1beta1.
+        ("aggregated-discovery", "error"),
     ] {
         assert!(
             found.contains(&(want.0.to_string(), want.1.to_string())),

@@ -154,7 +154,13 @@ pub fn eventually(mut check: impl FnMut() -> bool) -> bool {
 /// `kaddons enable metrics-server --profile kubeadm --no-wait EXTRA...` as admin (no node:
 /// nothing would become ready).
 pub fn enable(cp: &ControlPlane, extra: &[&str]) -> Run {
-    let mut args = vec!["enable", "metrics-server", "--profile", "kubeadm", "--no-wait"];
+    let mut args = vec![
+        "enable",
+        "metrics-server",
+        "--profile",
+        "kubeadm",
+        "--no-wait",
+    ];
     args.extend_from_slice(extra);
     kaddons(cp, &args)
 }
