@@ -1,9 +1,8 @@
 //! The two places `kaddons top` reads usage from, parsed into [`super::usage`]: the
 //! `metrics.k8s.io` lists a metrics server serves and each kubelet's Summary API.
 
-use std::collections::BTreeMap;
-
 use kaddons_model::quantity::{cpu_nanocores, memory_bytes, QuantityError};
+use kaddons_model::wire::{NodeMetricsList, PodMetricsList};
 use serde::Deserialize;
 
 use super::usage::{ContainerUsage, NodeUsage, PodUsage};
@@ -135,82 +134,49 @@ pub fn parse_kubelet_summary(json: impl AsRef<[u8]>) -> Result<KubeletSummary, T
 // ---------------------------------------------------------------------------------------------
 // metrics.k8s.io
 
-#[derive(Deserialize)]
-struct RawMetricsList<T> {
-    kind: Option<String>,
-    items: Option<Vec<T>>,
-}
-
-#[derive(Deserialize)]
-struct RawMeta {
-    name: String,
-    #[serde(default)]
-    namespace: String,
-}
-
-#[derive(Deserialize)]
-struct RawNodeMetrics {
-    metadata: RawMeta,
-    #[serde(default)]
-    usage: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct RawPodMetrics {
-    metadata: RawMeta,
-    #[serde(default)]
-    containers: Vec<RawContainerMetrics>,
-}
-
-#[derive(Deserialize)]
-struct RawContainerMetrics {
-    name: String,
-    #[serde(default)]
-    usage: BTreeMap<String, String>,
-}
-
-fn parse_list<T: serde::de::DeserializeOwned>(
-    json: &[u8],
-    kind: &'static str,
-) -> Result<Vec<T>, TopError> {
-    let raw: RawMetricsList<T> =
-        serde_json::from_slice(json).map_err(|source| TopError::Json { what: kind, source })?;
-    match raw.kind {
-        Some(found) if found != kind => Err(TopError::WrongKind {
-            expected: kind,
-            found,
-        }),
-        _ => Ok(raw.items.unwrap_or_default()),
+/// The list's items, after checking its `kind` (when it has one).
+fn items<T>(kind: &str, expected: &'static str, items: Vec<T>) -> Result<Vec<T>, TopError> {
+    if !kind.is_empty() && kind != expected {
+        return Err(TopError::WrongKind {
+            expected,
+            found: kind.to_string(),
+        });
     }
+    Ok(items)
 }
 
-/// Reads `usage[resource]` with `convert`; an absent entry counts as zero, as in kubectl.
+/// Reads one quantity of a `usage` map with `convert`; an absent (empty) entry counts as
+/// zero, as in kubectl.
 fn usage_of(
-    usage: &BTreeMap<String, String>,
-    resource: &str,
+    quantity: &str,
     convert: fn(&str) -> Result<u64, QuantityError>,
     field: impl FnOnce() -> String,
 ) -> Result<u64, TopError> {
-    match usage.get(resource) {
-        None => Ok(0),
-        Some(q) => convert(q).map_err(|source| TopError::Quantity {
-            field: field(),
-            source,
-        }),
+    if quantity.is_empty() {
+        return Ok(0);
     }
+    convert(quantity).map_err(|source| TopError::Quantity {
+        field: field(),
+        source,
+    })
 }
 
 /// Parses a `metrics.k8s.io` `NodeMetricsList`.
 pub fn parse_node_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<NodeUsage>, TopError> {
-    parse_list::<RawNodeMetrics>(json.as_ref(), "NodeMetricsList")?
+    let list: NodeMetricsList =
+        serde_json::from_slice(json.as_ref()).map_err(|source| TopError::Json {
+            what: "NodeMetricsList",
+            source,
+        })?;
+    items(&list.kind, "NodeMetricsList", list.items)?
         .into_iter()
         .map(|m| {
             let name = m.metadata.name;
             Ok(NodeUsage {
-                cpu_nanocores: usage_of(&m.usage, "cpu", cpu_nanocores, || {
+                cpu_nanocores: usage_of(&m.usage.cpu, cpu_nanocores, || {
                     format!("node {name:?} cpu")
                 })?,
-                memory_bytes: usage_of(&m.usage, "memory", memory_bytes, || {
+                memory_bytes: usage_of(&m.usage.memory, memory_bytes, || {
                     format!("node {name:?} memory")
                 })?,
                 name,
@@ -221,10 +187,15 @@ pub fn parse_node_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<NodeUsage>,
 
 /// Parses a `metrics.k8s.io` `PodMetricsList`.
 pub fn parse_pod_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<PodUsage>, TopError> {
-    parse_list::<RawPodMetrics>(json.as_ref(), "PodMetricsList")?
+    let list: PodMetricsList =
+        serde_json::from_slice(json.as_ref()).map_err(|source| TopError::Json {
+            what: "PodMetricsList",
+            source,
+        })?;
+    items(&list.kind, "PodMetricsList", list.items)?
         .into_iter()
         .map(|m| {
-            let (namespace, name) = (m.metadata.namespace, m.metadata.name);
+            let (namespace, name) = (m.metadata.namespace.unwrap_or_default(), m.metadata.name);
             let mut containers = m
                 .containers
                 .into_iter()
@@ -233,10 +204,8 @@ pub fn parse_pod_metrics_list(json: impl AsRef<[u8]>) -> Result<Vec<PodUsage>, T
                         format!("pod {namespace}/{name} container {:?} {resource}", c.name)
                     };
                     Ok(ContainerUsage {
-                        cpu_nanocores: usage_of(&c.usage, "cpu", cpu_nanocores, || field("cpu"))?,
-                        memory_bytes: usage_of(&c.usage, "memory", memory_bytes, || {
-                            field("memory")
-                        })?,
+                        cpu_nanocores: usage_of(&c.usage.cpu, cpu_nanocores, || field("cpu"))?,
+                        memory_bytes: usage_of(&c.usage.memory, memory_bytes, || field("memory"))?,
                         name: c.name,
                     })
                 })
@@ -406,5 +375,29 @@ mod tests {
             vec![node("n", 5_000_000, 0)]
         );
         assert!(parse_pod_metrics_list("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn metrics_lists_read_leniently_through_the_shared_wire_types() {
+        // Go writes an empty list as `"items": null`; kubectl counts an absent usage as zero.
+        assert!(
+            parse_node_metrics_list(r#"{"kind":"NodeMetricsList","items":null}"#)
+                .unwrap()
+                .is_empty()
+        );
+        let nodes = parse_node_metrics_list(
+            r#"{"items":[{"metadata":{"name":"n1"},"usage":{"cpu":"250m"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(nodes[0].cpu_nanocores, 250_000_000);
+        assert_eq!(nodes[0].memory_bytes, 0);
+        let pods = parse_pod_metrics_list(
+            r#"{"kind":"PodMetricsList","items":[{"metadata":{"name":"p","namespace":"ns"},"containers":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (pods[0].namespace.as_str(), pods[0].containers.len()),
+            ("ns", 0)
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! Wire types of `metrics.k8s.io/v1beta1` and the bits of `meta/v1` the server answers with.
 //!
+//! The server writes them and `kaddons top` reads them (leniently, as kubectl does: absent
+//! fields read as empty, `null` lists as empty; nothing of that changes what is written).
+//!
 //! Hand-written instead of taken from k8s-openapi because k8s-openapi has no metrics types and
 //! because the exact JSON (which fields are omitted, quantity and duration strings) is what
 //! clients see; owning the structs keeps that visible in one place.
@@ -20,6 +23,15 @@ pub const VERSION: &str = "v1beta1";
 /// `group/version` as it appears in `apiVersion`.
 pub const GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
 
+/// Reads `null` as the type's default (Go marshals nil slices as `null`).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// Object metadata of a metrics item. Upstream fills name, namespace, labels and a creation
 /// timestamp of "now" (the objects are synthesized per request).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +42,7 @@ pub struct ObjectMeta {
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(default)]
     pub creation_timestamp: String,
 }
 
@@ -37,10 +50,13 @@ pub struct ObjectMeta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListMeta {}
 
-/// `usage` map: only cpu and memory, both canonical quantity strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `usage` map: only cpu and memory, both canonical quantity strings (empty when a client
+/// reads an answer that left one out; kubectl counts that as zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    #[serde(default)]
     pub cpu: String,
+    #[serde(default)]
     pub memory: String,
 }
 
@@ -63,8 +79,11 @@ pub struct NodeMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     pub metadata: ObjectMeta,
+    #[serde(default)]
     pub timestamp: String,
+    #[serde(default)]
     pub window: String,
+    #[serde(default)]
     pub usage: Usage,
 }
 
@@ -98,9 +117,14 @@ impl NodeMetrics {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeMetricsList {
+    #[serde(default)]
     pub kind: String,
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub metadata: ListMeta,
+    /// Go writes an empty list's nil slice as `null`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: Vec<NodeMetrics>,
 }
 
@@ -119,6 +143,7 @@ impl NodeMetricsList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerMetrics {
     pub name: String,
+    #[serde(default)]
     pub usage: Usage,
 }
 
@@ -140,8 +165,11 @@ pub struct PodMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     pub metadata: ObjectMeta,
+    #[serde(default)]
     pub timestamp: String,
+    #[serde(default)]
     pub window: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub containers: Vec<ContainerMetrics>,
 }
 
@@ -175,9 +203,14 @@ impl PodMetrics {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodMetricsList {
+    #[serde(default)]
     pub kind: String,
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub metadata: ListMeta,
+    /// Go writes an empty list's nil slice as `null`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: Vec<PodMetrics>,
 }
 
