@@ -80,40 +80,36 @@ fn refused_then_forced(cp: &kaddons_testkit::cluster::ControlPlane, installer: &
     disabled(cp);
 }
 
-#[test]
-fn helm_server_side_apply_is_refused_then_taken_over() {
+/// Another installer's Deployment (applied with kubectl `how`, carrying `labels`) is refused
+/// naming `installer`, then taken over with `--force`.
+fn installed_by_then_refused_then_forced(how: &[&str], labels: &str, installer: &str) {
     let cp = kaddons_testkit::control_plane!();
     let _guard = cp.failure_guard();
     let _one = exclusive();
     disabled(cp);
-    installed_by(
-        cp,
+    installed_by(cp, how, labels);
+    refused_then_forced(cp, installer);
+}
+
+#[test]
+fn helm_server_side_apply_is_refused_then_taken_over() {
+    installed_by_then_refused_then_forced(
         &["--server-side", "--field-manager=helm"],
         "app.kubernetes.io/managed-by: Helm",
+        "helm",
     );
-    refused_then_forced(cp, "helm");
 }
 
 #[test]
 fn minikube_addon_manager_objects_are_refused_then_taken_over() {
-    let cp = kaddons_testkit::control_plane!();
-    let _guard = cp.failure_guard();
-    let _one = exclusive();
-    disabled(cp);
-    installed_by(
-        cp,
+    installed_by_then_refused_then_forced(
         &["--server-side", "--field-manager=kubectl"],
         "addonmanager.kubernetes.io/mode: Reconcile",
+        "addon-manager",
     );
-    refused_then_forced(cp, "addon-manager");
 }
 
 #[test]
 fn plain_kubectl_apply_is_refused_then_taken_over() {
-    let cp = kaddons_testkit::control_plane!();
-    let _guard = cp.failure_guard();
-    let _one = exclusive();
-    disabled(cp);
-    installed_by(cp, &[], "app: by-hand");
-    refused_then_forced(cp, "kubectl");
+    installed_by_then_refused_then_forced(&[], "app: by-hand", "kubectl");
 }
