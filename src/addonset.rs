@@ -500,6 +500,11 @@ pub async fn execute(
                         addon: step.addon.clone(),
                         source: Box::new(source),
                     })?;
+                let bundled = addon
+                    .def
+                    .profiles
+                    .get(&req.profile)
+                    .and_then(|o| o.bundled.as_ref());
                 let report = apply::enable(
                     conn,
                     addon,
@@ -510,7 +515,7 @@ pub async fn execute(
                     },
                 )
                 .await
-                .map_err(apply_err)?;
+                .map_err(|e| apply_err(e.with_bundled(req.profile.as_str(), bundled)))?;
                 rendered.warnings.extend(choice.warning);
                 results.push(AddonResult {
                     addon: step.addon.clone(),
@@ -557,7 +562,7 @@ mod tests {
     fn parses_the_documented_example() {
         let c = Checked::parse(GOOD, "a.yaml", &catalog()).unwrap();
         let e = &c.set.addons[0];
-        assert_eq!(e.profile, Some(ProfileChoice::Kind));
+        assert_eq!(e.profile, Some(ProfileChoice::Named(Profile::Kind)));
         assert_eq!(e.set["kubeletInsecureTLS"], Value::Bool(true));
         let req = c
             .request(&catalog(), 0, &Defaults::default(), Profile::Generic)
@@ -618,7 +623,7 @@ mod tests {
         let c = Checked::parse(&text, "a.yaml", &catalog()).unwrap();
         let defaults = Defaults {
             image_mirror: Some("cn".into()),
-            profile: ProfileChoice::Minikube,
+            profile: ProfileChoice::Named(Profile::Minikube),
             ..Defaults::default()
         };
         let req = c

@@ -208,7 +208,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub force: bool,
     /// Profile for entries that do not name one [env: KADDONS_PROFILE; config: profile].
-    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
+    #[arg(long, value_enum, default_value_t = ProfileArg::AUTO)]
     pub profile: ProfileArg,
     /// Registry for entries without imageMirror/registry [env: KADDONS_REGISTRY; config:
     /// registry].
@@ -468,7 +468,7 @@ pub struct RenderArgs {
 pub struct ValuesArgs {
     /// Cluster profile; `auto` detects it from the kubeconfig [env: KADDONS_PROFILE; config:
     /// profile].
-    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
+    #[arg(long, value_enum, default_value_t = ProfileArg::AUTO)]
     pub profile: ProfileArg,
     /// Set a value: KEY.PATH=VALUE, typed like its default (see `kaddons info ADDON`).
     /// Repeatable; later wins. Lists: a,b,c. A dot inside a key: \.
@@ -495,49 +495,54 @@ pub struct ValuesArgs {
     pub addon_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProfileArg {
-    Auto,
-    Generic,
-    Minikube,
-    Kind,
-    Kubeadm,
-}
+/// `--profile`: `auto` or a profile name (clap's view of [`ProfileChoice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProfileArg(pub ProfileChoice);
 
 impl ProfileArg {
+    pub const AUTO: ProfileArg = ProfileArg(ProfileChoice::Auto);
+
     /// The explicit profile, or `None` for auto-detection.
     pub fn explicit(self) -> Option<Profile> {
-        match self {
-            ProfileArg::Auto => None,
-            ProfileArg::Generic => Some(Profile::Generic),
-            ProfileArg::Minikube => Some(Profile::Minikube),
-            ProfileArg::Kind => Some(Profile::Kind),
-            ProfileArg::Kubeadm => Some(Profile::Kubeadm),
-        }
+        self.0.explicit()
+    }
+}
+
+const PROFILE_ARGS: [ProfileArg; ProfileChoice::ALL.len()] = {
+    let mut all = [ProfileArg::AUTO; ProfileChoice::ALL.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = ProfileArg(ProfileChoice::ALL[i]);
+        i += 1;
+    }
+    all
+};
+
+impl ValueEnum for ProfileArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &PROFILE_ARGS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.as_str()))
+    }
+}
+
+impl std::fmt::Display for ProfileArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
     }
 }
 
 impl From<ProfileChoice> for ProfileArg {
     fn from(c: ProfileChoice) -> Self {
-        match c {
-            ProfileChoice::Auto => ProfileArg::Auto,
-            ProfileChoice::Generic => ProfileArg::Generic,
-            ProfileChoice::Minikube => ProfileArg::Minikube,
-            ProfileChoice::Kind => ProfileArg::Kind,
-            ProfileChoice::Kubeadm => ProfileArg::Kubeadm,
-        }
+        ProfileArg(c)
     }
 }
 
 impl From<ProfileArg> for ProfileChoice {
     fn from(p: ProfileArg) -> Self {
-        match p {
-            ProfileArg::Auto => ProfileChoice::Auto,
-            ProfileArg::Generic => ProfileChoice::Generic,
-            ProfileArg::Minikube => ProfileChoice::Minikube,
-            ProfileArg::Kind => ProfileChoice::Kind,
-            ProfileArg::Kubeadm => ProfileChoice::Kubeadm,
-        }
+        p.0
     }
 }
 

@@ -88,57 +88,86 @@ pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// `auto` or an explicit profile: what a user may write where a profile is chosen (flags, the
 /// config file, addon set entries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProfileChoice {
     #[default]
     Auto,
-    Generic,
-    Minikube,
-    Kind,
-    Kubeadm,
+    Named(Profile),
 }
 
 impl ProfileChoice {
-    pub const NAMES: [&str; 5] = ["auto", "generic", "minikube", "kind", "kubeadm"];
+    /// `auto`, then every profile, in [`Profile::ALL`] order.
+    pub const ALL: [ProfileChoice; Profile::ALL.len() + 1] = {
+        let mut all = [ProfileChoice::Auto; Profile::ALL.len() + 1];
+        let mut i = 0;
+        while i < Profile::ALL.len() {
+            all[i + 1] = ProfileChoice::Named(Profile::ALL[i]);
+            i += 1;
+        }
+        all
+    };
+
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|c| c.as_str()).collect()
+    }
 
     /// The explicit profile, or `None` for auto-detection.
     pub fn explicit(self) -> Option<Profile> {
         match self {
             ProfileChoice::Auto => None,
-            ProfileChoice::Generic => Some(Profile::Generic),
-            ProfileChoice::Minikube => Some(Profile::Minikube),
-            ProfileChoice::Kind => Some(Profile::Kind),
-            ProfileChoice::Kubeadm => Some(Profile::Kubeadm),
+            ProfileChoice::Named(p) => Some(p),
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProfileChoice::Auto => "auto",
-            ProfileChoice::Generic => "generic",
-            ProfileChoice::Minikube => "minikube",
-            ProfileChoice::Kind => "kind",
-            ProfileChoice::Kubeadm => "kubeadm",
+            ProfileChoice::Named(p) => p.as_str(),
         }
     }
 
     /// Parses a profile name, with a suggestion for a typo.
     pub fn parse(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "auto" => ProfileChoice::Auto,
-            "generic" => ProfileChoice::Generic,
-            "minikube" => ProfileChoice::Minikube,
-            "kind" => ProfileChoice::Kind,
-            "kubeadm" => ProfileChoice::Kubeadm,
-            _ => {
-                return Err(format!(
+        if s == "auto" {
+            return Ok(ProfileChoice::Auto);
+        }
+        Profile::from_name(s)
+            .map(ProfileChoice::Named)
+            .ok_or_else(|| {
+                let names = Self::names();
+                format!(
                     "unknown profile \"{s}\"{}; one of: {}",
-                    did_you_mean(&closest(s, Self::NAMES)),
-                    Self::NAMES.join(", ")
-                ))
+                    did_you_mean(&closest(s, names.iter().copied())),
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl Serialize for ProfileChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProfileChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // A visitor, so that a parse error is raised at the scalar (YAML errors then carry
+        // its line, not the line of the enclosing mapping).
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = ProfileChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a profile name")
             }
-        })
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                ProfileChoice::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -403,7 +432,7 @@ mod tests {
             "c.yaml",
         )
         .unwrap();
-        assert_eq!(c.profile, Some(ProfileChoice::Kind));
+        assert_eq!(c.profile, Some(ProfileChoice::Named(Profile::Kind)));
         assert_eq!(c.image_mirror.as_deref(), Some("cn"));
         assert_eq!(c.request_timeout(), Some(Duration::from_secs(30)));
         assert_eq!(c.context.as_deref(), Some("kind-dev"));

@@ -80,7 +80,7 @@ pub fn resolve(
     let targets = value_targets(&mut cli.command);
     let has_targets = targets.is_some();
     let profile = if has_targets && given(leaf, "profile") {
-        let flag = targets.as_ref().map(|t| *t.0).unwrap_or(ProfileArg::Auto);
+        let flag = targets.as_ref().map(|t| *t.0).unwrap_or(ProfileArg::AUTO);
         resolved("profile", ProfileChoice::from(flag).as_str(), Source::Flag)
     } else if let Some(v) = var(env_profile)? {
         let p = ProfileChoice::parse(&v).map_err(|e| anyhow::anyhow!("{env_profile}: {e}"))?;
@@ -325,7 +325,10 @@ mod tests {
         let Command::Render(a) = &cli.command else {
             panic!()
         };
-        assert_eq!(a.values.profile, ProfileArg::Minikube);
+        assert_eq!(
+            a.values.profile,
+            ProfileArg(ProfileChoice::Named(kaddons::catalog::Profile::Minikube))
+        );
 
         let (cli, s) = run(&["render", "x"], &env, Some(config));
         assert_eq!(source(&s, "profile"), (Some("kubeadm".into()), Source::Env));

@@ -40,9 +40,16 @@ const ARGS_PATH: &str =
     "Deployment/kube-system/metrics-server/spec/template/spec/containers/0/args";
 
 #[test]
-fn kind_minikube_and_kubeadm_only_add_kubelet_insecure_tls() {
+fn self_signed_kubelet_distributions_only_add_kubelet_insecure_tls() {
     let generic = render_with(Profile::Generic, &[]).objects;
-    for profile in [Profile::Kind, Profile::Minikube, Profile::Kubeadm] {
+    for profile in [
+        Profile::Kind,
+        Profile::Minikube,
+        Profile::Kubeadm,
+        Profile::DockerDesktop,
+        Profile::Orbstack,
+        Profile::Microk8s,
+    ] {
         let ours = render_with(profile, &[]).objects;
         // The args list grows by one, so the difference is at the list itself.
         assert_eq!(differences(&generic, &ours), [ARGS_PATH], "{profile}");
@@ -157,6 +164,60 @@ fn every_rendered_arg_is_a_flag_of_the_builtin_server() {
                 err.contains("missing-kubeconfig"),
                 "{profile} {extra:?}: the server should get past flag parsing to the kubeconfig: {err}"
             );
+        }
+    }
+}
+
+#[test]
+fn k3s_and_its_derivatives_keep_upstream_defaults_and_say_how_to_hand_over_theirs() {
+    // k3s signs kubelet serving certificates with its server CA (node IPs as SANs), and its
+    // own metrics-server runs without --kubelet-insecure-tls: nothing to patch.
+    let generic = render_with(Profile::Generic, &[]).objects;
+    let catalog = Catalog::builtin().unwrap();
+    let addon = catalog.get("metrics-server").unwrap();
+    for profile in [
+        Profile::K3s,
+        Profile::K3d,
+        Profile::RancherDesktop,
+        Profile::Colima,
+    ] {
+        let ours = render_with(profile, &[]).objects;
+        assert!(differences(&generic, &ours).is_empty(), "{profile}");
+        let bundled = addon.def.profiles[&profile]
+            .bundled
+            .as_ref()
+            .unwrap_or_else(|| panic!("{profile} installs metrics-server itself"));
+        assert!(bundled.by_default, "{profile}");
+        assert!(bundled
+            .manager
+            .contains("Addon kube-system/metrics-server-deployment"));
+        assert!(
+            bundled.turn_off.contains("--disable=") && bundled.turn_off.contains("metrics-server"),
+            "{profile}: {}",
+            bundled.turn_off
+        );
+    }
+}
+
+#[test]
+fn every_profile_is_described_for_metrics_server_with_sources() {
+    let catalog = Catalog::builtin().unwrap();
+    let addon = catalog.get("metrics-server").unwrap();
+    for profile in Profile::ALL {
+        let overlay = addon
+            .def
+            .profiles
+            .get(&profile)
+            .unwrap_or_else(|| panic!("metrics-server has no {profile} profile"));
+        let sources = overlay
+            .patches
+            .iter()
+            .map(|p| p.source.as_deref())
+            .chain(overlay.notes.iter().map(|n| Some(n.source.as_str())))
+            .chain(overlay.bundled.iter().map(|b| Some(b.source.as_str())));
+        for source in sources {
+            let source = source.unwrap_or_else(|| panic!("{profile}: a patch without a source"));
+            assert!(source.starts_with("https://"), "{profile}: {source}");
         }
     }
 }

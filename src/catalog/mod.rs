@@ -108,22 +108,38 @@ pub fn phase(kind: &str) -> u8 {
     }
 }
 
-/// The kinds of cluster an addon can be adapted to.
+/// The kinds of cluster an addon can be adapted to. `generic` is upstream's defaults; every
+/// other profile is a local distribution, detected by [`crate::profile`] from the kubeconfig
+/// and the cluster's nodes, and described per addon in its `profiles:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Profile {
     Generic,
     Minikube,
     Kind,
     Kubeadm,
+    K3s,
+    K3d,
+    DockerDesktop,
+    RancherDesktop,
+    Orbstack,
+    Colima,
+    Microk8s,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 4] = [
+    pub const ALL: [Profile; 11] = [
         Profile::Generic,
         Profile::Minikube,
         Profile::Kind,
         Profile::Kubeadm,
+        Profile::K3s,
+        Profile::K3d,
+        Profile::DockerDesktop,
+        Profile::RancherDesktop,
+        Profile::Orbstack,
+        Profile::Colima,
+        Profile::Microk8s,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,7 +148,19 @@ impl Profile {
             Profile::Minikube => "minikube",
             Profile::Kind => "kind",
             Profile::Kubeadm => "kubeadm",
+            Profile::K3s => "k3s",
+            Profile::K3d => "k3d",
+            Profile::DockerDesktop => "docker-desktop",
+            Profile::RancherDesktop => "rancher-desktop",
+            Profile::Orbstack => "orbstack",
+            Profile::Colima => "colima",
+            Profile::Microk8s => "microk8s",
         }
+    }
+
+    /// The profile of that name (as written in addon.yaml, `--profile` and the config file).
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.as_str() == name)
     }
 }
 
@@ -203,6 +231,12 @@ pub struct ProfileOverlay {
     pub description: String,
     #[serde(default)]
     pub patches: Vec<Patch>,
+    /// What a user of this distribution needs to know that no value can change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+    /// The distribution installs this addon itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundled: Option<Bundled>,
 }
 
 /// One documented change a profile makes to the default values.
@@ -210,7 +244,29 @@ pub struct ProfileOverlay {
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     pub reason: String,
+    /// Where the reason is documented: the distribution's docs, code or issue tracker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub values: Value,
+}
+
+/// A fact about a distribution that matters for an addon but is not a value.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub text: String,
+    pub source: String,
+}
+
+/// A distribution's own copy of an addon: who manages it and how to turn it off.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Bundled {
+    pub manager: String,
+    /// Installed on every new cluster (k3s), rather than on request (minikube's addons).
+    pub by_default: bool,
+    pub turn_off: String,
+    pub source: String,
 }
 
 /// A registry mirror preset from `addons/mirrors.yaml`.

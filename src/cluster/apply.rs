@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::{labels, phase, Addon};
+use crate::catalog::{labels, phase, Addon, Bundled};
 
 use super::client::{ClusterError, Connection};
 use super::resources::{self, display, managed_by_kaddons, manager_of, Resource};
@@ -37,11 +37,36 @@ pub enum ApplyError {
     Cluster(#[from] ClusterError),
     #[error("the aggregation layer of this cluster is not configured (ConfigMap kube-system/extension-apiserver-authentication has no requestheader-client-ca-file), so the API server cannot serve {apis} from the addon.\nStart kube-apiserver with:\n  {}\n(`kaddons aggregator certs` can create the front-proxy files; kubeadm, kind and minikube configure this by default.)", AGGREGATION_FLAGS.join("\n  "))]
     AggregationDisabled { apis: String },
-    #[error("{} object(s) of {addon} already exist and are not managed by kaddons:\n{}\nre-run with --force to take them over (kaddons will then update them, and delete them on disable)", .objects.len(), .objects.iter().map(|(o, m)| format!("  {o} (managed by {m})")).collect::<Vec<_>>().join("\n"))]
+    #[error("{} object(s) of {addon} already exist and are not managed by kaddons:\n{}\n{}re-run with --force to take them over (kaddons will then update them, and delete them on disable)", .objects.len(), .objects.iter().map(|(o, m)| format!("  {o} (managed by {m})")).collect::<Vec<_>>().join("\n"), .hint.as_ref().map(|h| format!("{h}\n")).unwrap_or_default())]
     Conflicts {
         addon: String,
+        /// (object, who manages it)
         objects: Vec<(String, String)>,
+        /// What to do first, from the profile (a distribution that installs the addon itself).
+        hint: Option<String>,
     },
+}
+
+impl ApplyError {
+    /// Adds what a distribution that installs the addon itself needs done first.
+    pub fn with_bundled(self, profile: &str, bundled: Option<&Bundled>) -> Self {
+        match (self, bundled) {
+            (ApplyError::Conflicts { addon, objects, .. }, Some(b)) => {
+                ApplyError::Conflicts {
+                    hint: Some(format!(
+                    "{profile} {} its own {addon} ({}). To hand it to kaddons: {} (source: {}).",
+                    if b.by_default { "installs" } else { "can install" },
+                    b.manager,
+                    b.turn_off,
+                    b.source
+                )),
+                    addon,
+                    objects,
+                }
+            }
+            (e, _) => e,
+        }
+    }
 }
 
 pub type Result<T, E = ApplyError> = std::result::Result<T, E>;
@@ -93,6 +118,9 @@ pub struct ObjectChange {
 pub struct Report {
     pub dry_run: bool,
     pub changes: Vec<ObjectChange>,
+    /// Objects another installer had created, taken over with `--force`: (object, manager).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<(String, String)>,
     /// The objects deleted (or pruned), for waiting until they are gone.
     #[serde(skip)]
     pub deleted: Vec<Value>,
@@ -137,6 +165,7 @@ pub async fn enable(
         return Err(ApplyError::Conflicts {
             addon: addon.name().to_string(),
             objects: conflicts,
+            hint: None,
         });
     }
 
@@ -146,6 +175,7 @@ pub async fn enable(
     };
     let mut report = Report {
         dry_run: opts.dry_run,
+        taken_over: conflicts,
         ..Report::default()
     };
     // Phases in order; objects within a phase in parallel.

@@ -1,5 +1,5 @@
-//! Facts about the cluster itself for profile detection: node labels, providerIDs, kubelet
-//! versions, and whether kubeadm's ConfigMap exists.
+//! Facts about the cluster itself for profile detection: node names, labels, providerIDs,
+//! kubelet versions and OS images, and whether kubeadm's ConfigMap exists.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, ListParams};
@@ -18,27 +18,31 @@ pub async fn cluster_facts(conn: &Connection) -> Result<Vec<Fact>, ClusterError>
         .call(nodes.list(&ListParams::default().limit(NODES)))
         .await?;
     for n in list.items {
+        facts.extend(n.metadata.name.map(Fact::NodeName));
         for (k, v) in n.metadata.labels.unwrap_or_default() {
-            if k.starts_with("minikube.k8s.io/") || k == "node.kubernetes.io/instance-type" {
+            if k.starts_with("minikube.k8s.io/")
+                || k.starts_with("microk8s.io/")
+                || k.starts_with("node.kubernetes.io/microk8s-")
+                || k == "node.kubernetes.io/instance-type"
+            {
                 facts.push(Fact::NodeLabel(k, v));
             }
         }
         if let Some(p) = n.spec.and_then(|s| s.provider_id) {
             facts.push(Fact::ProviderId(p));
         }
-        if let Some(v) = n
-            .status
-            .and_then(|s| s.node_info)
-            .map(|i| i.kubelet_version)
-        {
-            facts.push(Fact::KubeletVersion(v));
+        if let Some(info) = n.status.and_then(|s| s.node_info) {
+            facts.push(Fact::KubeletVersion(info.kubelet_version));
+            facts.push(Fact::OsImage(info.os_image));
         }
     }
     let cms: Api<ConfigMap> = Api::namespaced(conn.client.clone(), "kube-system");
     if conn.get_opt(cms.get("kubeadm-config")).await?.is_some() {
         facts.push(Fact::KubeadmConfigMap);
     }
-    facts.dedup();
+    // Many nodes say the same thing; each fact counts once.
+    let mut seen = std::collections::HashSet::new();
+    facts.retain(|f| seen.insert(f.clone()));
     Ok(facts)
 }
 

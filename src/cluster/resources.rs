@@ -148,8 +148,22 @@ pub fn manager_of(o: &Value) -> String {
     }
     if a["objectset.rio.cattle.io/hash"].is_string()
         || l["objectset.rio.cattle.io/hash"].is_string()
+        || a["objectset.rio.cattle.io/owner-gvk"].is_string()
     {
-        return "k3s (objectset)".into();
+        // k3s's deploy controller applies each packaged manifest as an Addon
+        // (k3s.cattle.io/v1) and marks what it applied with wrangler's objectset keys.
+        let gvk = a["objectset.rio.cattle.io/owner-gvk"]
+            .as_str()
+            .unwrap_or("");
+        return match (
+            gvk.contains("k3s.cattle.io"),
+            a["objectset.rio.cattle.io/owner-namespace"].as_str(),
+            a["objectset.rio.cattle.io/owner-name"].as_str(),
+        ) {
+            (true, Some(ns), Some(name)) => format!("k3s (packaged component, Addon {ns}/{name})"),
+            _ if gvk.is_empty() => "k3s/rancher (objectset)".into(),
+            _ => format!("k3s/rancher (objectset, owner {gvk})"),
+        };
     }
     if let Some(by) = l["app.kubernetes.io/managed-by"].as_str() {
         if by != labels::MANAGED_BY_VALUE {

@@ -57,7 +57,7 @@ pub async fn run(
         .iter()
         .any(|e| e.profile.unwrap_or(defaults.profile).explicit().is_none());
     let detected = if needs_detection {
-        choose_profile(ProfileArg::Auto, global, Some(&conn), printer).await?
+        choose_profile(ProfileArg::AUTO, global, Some(&conn), printer).await?
     } else {
         kaddons::catalog::Profile::Generic
     };

@@ -54,6 +54,11 @@ pub async fn run(
         conn.server,
         conn.context
     ));
+    let bundled = addon
+        .def
+        .profiles
+        .get(&profile)
+        .and_then(|o| o.bundled.as_ref());
     let report = apply::enable(
         &conn,
         addon,
@@ -63,7 +68,19 @@ pub async fn run(
             dry_run: args.dry_run,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| e.with_bundled(profile.as_str(), bundled))?;
+    if let (Some(b), false) = (bundled, report.taken_over.is_empty()) {
+        if b.by_default {
+            printer.warn(&format!(
+                "took over {} of {profile}'s own {}; unless it is turned off, {} will put it back: {}",
+                report.taken_over.len(),
+                addon.name(),
+                profile,
+                b.turn_off
+            ));
+        }
+    }
     print_report(global, printer, &report)?;
     if args.dry_run || args.wait.no_wait {
         return Ok(ExitStatus::Success);

@@ -1,5 +1,6 @@
 //! `kaddons info ADDON`: what an addon is and what can be configured: upstream, images,
-//! values with their defaults, and each profile's patches with their reasons.
+//! values with their defaults, and each profile's patches with their reasons and sources,
+//! its notes, and whether the distribution installs the addon itself.
 
 use serde::Serialize;
 
@@ -101,6 +102,21 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs, printer: &Printer) -> anyhow::R
                 for patch in &overlay.patches {
                     out.push_str(&format!("    sets {}\n", patch.values));
                     out.push_str(&format!("      because: {}\n", patch.reason));
+                    if let Some(source) = &patch.source {
+                        out.push_str(&format!("      source: {source}\n"));
+                    }
+                }
+                for note in &overlay.notes {
+                    out.push_str(&format!(
+                        "    note: {}\n      source: {}\n",
+                        note.text, note.source
+                    ));
+                }
+                if let Some(b) = &overlay.bundled {
+                    out.push_str(&format!(
+                        "    bundled: installed by {}\n      to hand it to kaddons: {}\n      source: {}\n",
+                        b.manager, b.turn_off, b.source
+                    ));
                 }
             }
             out

@@ -93,7 +93,7 @@ pub async fn detect_profile(
     global: &GlobalArgs,
     conn: Option<&Connection>,
 ) -> anyhow::Result<Detected> {
-    let hint = "pass --profile generic|minikube|kind|kubeadm to skip detection";
+    let hint = "pass --profile NAME (see `kaddons profile --help`) to skip detection";
     let config = kubeconfig::load(global.kubeconfig.as_deref()).context(hint)?;
     let selected = match &config {
         Some(c) => kubeconfig::select(c, global.context.as_deref()).context(hint)?,

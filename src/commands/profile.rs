@@ -5,7 +5,8 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::printer::Printer;
 
-use super::{connect, detect_profile, structured, ExitStatus};
+use super::{connect, detect_profile, load_catalog, structured, ExitStatus};
+use kaddons::catalog::{Bundled, Note};
 use kaddons::profile::Evidence;
 
 #[derive(Serialize)]
@@ -16,6 +17,18 @@ struct Report<'a> {
     server: Option<&'a str>,
     evidence: &'a [Evidence],
     notes: &'a [String],
+    /// What the catalog's addons say about this profile (its notes, and a bundled copy).
+    addons: Vec<AddonNotes<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddonNotes<'a> {
+    addon: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notes: &'a [Note],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundled: Option<&'a Bundled>,
 }
 
 pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -34,12 +47,25 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
         Err(_) => detect_profile(global, None).await?,
     };
     let d = &detected.detection;
+    let catalog = load_catalog(global)?;
+    let addons: Vec<AddonNotes> = catalog
+        .addons()
+        .filter_map(|a| {
+            let overlay = a.def.profiles.get(&d.profile)?;
+            (!overlay.notes.is_empty() || overlay.bundled.is_some()).then(|| AddonNotes {
+                addon: a.name(),
+                notes: &overlay.notes,
+                bundled: overlay.bundled.as_ref(),
+            })
+        })
+        .collect();
     let report = Report {
         profile: d.profile.to_string(),
         context: detected.context.as_ref().map(|c| c.context.as_str()),
         server: detected.context.as_ref().and_then(|c| c.server.as_deref()),
         evidence: &d.evidence,
         notes: &d.notes,
+        addons,
     };
     let text = match global.output {
         OutputFormat::Text => {
@@ -66,6 +92,25 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
             }
             for n in d.notes.iter().chain(cluster_note.iter()) {
                 out.push_str(&format!("note: {n}\n"));
+            }
+            for a in &report.addons {
+                if let Some(b) = a.bundled {
+                    out.push_str(&format!(
+                        "{}: {} {} its own copy ({}); to let kaddons manage it: {}\n",
+                        a.addon,
+                        report.profile,
+                        if b.by_default {
+                            "installs"
+                        } else {
+                            "can install"
+                        },
+                        b.manager,
+                        b.turn_off
+                    ));
+                }
+                for n in a.notes {
+                    out.push_str(&format!("{}: {}\n", a.addon, n.text));
+                }
             }
             out
         }

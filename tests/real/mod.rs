@@ -14,6 +14,7 @@ mod images;
 mod lifecycle;
 mod ownership;
 mod preflight;
+mod profiles;
 mod tls;
 mod versions;
 mod waits;
