@@ -333,10 +333,9 @@ fn model_pods(config: &FleetConfig, nodes: &[Kubelet]) -> Vec<SimPod> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let churn = config.churn_period.as_secs_f64();
     let mut pods = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let text = fleet::metrics_payload(i, config.pods_per_node, now, now, churn);
+        let text = config.payload(i, now, now);
         let mut seen: Vec<SimPod> = Vec::new();
         for line in text.lines() {
             let Some(labels) = line

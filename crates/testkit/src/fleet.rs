@@ -110,6 +110,9 @@ pub struct FleetConfig {
     /// Pod lifetime of the churning pods (one slot in ten); restarts happen every
     /// `churn_period` in one slot in twenty-five.
     pub churn_period: Duration,
+    /// A real kubelet's `/metrics/resource` payload, replayed by the last node instead of the
+    /// model's (see [`replay_payload`]).
+    pub recorded: Option<Arc<str>>,
 }
 
 impl FleetConfig {
@@ -121,6 +124,26 @@ impl FleetConfig {
             slow_delay: Duration::from_secs(2),
             huge_bytes: 100 * 1000 * 1000,
             churn_period: Duration::from_secs(120),
+            recorded: None,
+        }
+    }
+
+    /// Whether node `i` replays [`FleetConfig::recorded`].
+    pub fn replays(&self, i: usize) -> bool {
+        self.recorded.is_some() && i + 1 == self.nodes
+    }
+
+    /// `/metrics/resource` of node `i` at time `t`: the model's, or the replayed recording.
+    pub fn payload(&self, i: usize, t: f64, epoch_s: f64) -> String {
+        match &self.recorded {
+            Some(text) if self.replays(i) => replay_payload(text, t, epoch_s),
+            _ => metrics_payload(
+                i,
+                self.pods_per_node,
+                t,
+                epoch_s,
+                self.churn_period.as_secs_f64(),
+            ),
         }
     }
 
@@ -455,6 +478,52 @@ pub fn metrics_payload(node: usize, pods: usize, t: f64, epoch_s: f64, churn: f6
     out
 }
 
+/// A recorded `/metrics/resource` payload as a live kubelet would serve it at time `t` (the
+/// fleet started at `epoch_s`): every line is kept as recorded (names, label sets, order, HELP
+/// and TYPE lines, number formats of gauges), except that each sample's timestamp moves by the
+/// same amount so that the newest is `t` (their spread stays as recorded) and each counter
+/// (`*_seconds_total`) grows by a thousandth of its recorded value per second since `epoch_s`,
+/// so that rates exist (a recording alone has one point per series).
+pub fn replay_payload(recorded: &str, t: f64, epoch_s: f64) -> String {
+    let stamp = |line: &str| -> Option<u64> {
+        let mut it = line.rsplitn(3, ' ');
+        let ts = it.next()?.parse().ok()?;
+        it.next()?;
+        it.next().map(|_| ts)
+    };
+    let newest = recorded
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(stamp)
+        .max()
+        .unwrap_or(0);
+    let shift_ms = (t * 1000.0) as i64 - newest as i64;
+    let elapsed = (t - epoch_s).max(0.0);
+    let mut out = String::with_capacity(recorded.len() + 1024);
+    for line in recorded.lines() {
+        let parts: Vec<&str> = line.rsplitn(3, ' ').collect();
+        match (line.starts_with('#'), parts.as_slice()) {
+            (false, [ts, value, series]) if ts.parse::<u64>().is_ok() => {
+                let ts = ts.parse::<i64>().unwrap_or(0) + shift_ms;
+                let name = series.split('{').next().unwrap_or(series);
+                match value.parse::<f64>() {
+                    Ok(v) if name.ends_with("_seconds_total") => {
+                        let _ = writeln!(out, "{series} {:.6} {ts}", v + v / 1000.0 * elapsed);
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{series} {value} {ts}");
+                    }
+                }
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// `/stats/summary` of `node` at time `t` (the fields `kaddons top` reads). The CPU rate is
 /// the slot's steady rate, as a kubelet's cAdvisor would report it.
 pub fn summary_payload(node: usize, pods: usize, t: f64, epoch_s: f64, churn: f64) -> String {
@@ -520,8 +589,10 @@ async fn respond(ctx: NodeCtx, path: String) -> hyper::Response<BoxBody> {
         tokio::time::sleep(c.slow_delay).await;
     }
     let body = match path.as_str() {
-        "/metrics/resource" => {
-            metrics_payload(ctx.index, c.pods_per_node, now_s(), ctx.epoch_s, churn)
+        "/metrics/resource" => c.payload(ctx.index, now_s(), ctx.epoch_s),
+        // A recording of /metrics/resource has no Summary API counterpart.
+        "/stats/summary" if c.replays(ctx.index) => {
+            return full(404, text, "404 page not found\n".into())
         }
         "/stats/summary" => {
             let s = summary_payload(ctx.index, c.pods_per_node, t, ctx.epoch_s, churn);
@@ -656,4 +727,63 @@ pub async fn start(config: FleetConfig) -> std::io::Result<Fleet> {
 
 pub fn node_name(i: usize) -> String {
     format!("node-{i:05}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORDED: &str = include_str!(
+        "../../metrics-server/tests/fixtures/kubelet-metrics-resource-kind-70pods.txt"
+    );
+
+    fn sample<'a>(text: &'a str, series: &str) -> (&'a str, u64) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} missing"));
+        let mut it = line.rsplitn(3, ' ');
+        let ts = it.next().and_then(|t| t.parse().ok()).expect("a timestamp");
+        (it.next().expect("a value"), ts)
+    }
+
+    #[test]
+    fn a_replayed_recording_moves_in_time_and_keeps_its_shape() {
+        let epoch = 1_800_000_000.0;
+        let (a, b) = (
+            replay_payload(RECORDED, epoch, epoch),
+            replay_payload(RECORDED, epoch + 15.0, epoch),
+        );
+        assert_eq!(a.lines().count(), RECORDED.lines().count());
+        // Comments, series names and label sets as recorded.
+        let shape = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(|l| l.rsplitn(3, ' ').last().unwrap_or(l).to_string())
+                .collect()
+        };
+        assert_eq!(shape(&a), shape(RECORDED));
+        // The newest sample is now; the spread of timestamps stays.
+        let apiserver = "container_cpu_usage_seconds_total{container=\"kube-apiserver\"";
+        let etcd = "container_cpu_usage_seconds_total{container=\"etcd\"";
+        let (v_a, ts_a) = sample(&a, apiserver);
+        let (v_b, ts_b) = sample(&b, apiserver);
+        assert_eq!(ts_b - ts_a, 15_000);
+        let (_, rec_api) = sample(RECORDED, apiserver);
+        let (_, rec_etcd) = sample(RECORDED, etcd);
+        let (_, etcd_a) = sample(&a, etcd);
+        assert_eq!(
+            ts_a as i64 - etcd_a as i64,
+            rec_api as i64 - rec_etcd as i64
+        );
+        // Counters grow by a thousandth of their value per second; gauges stay as written.
+        let (v_a, v_b): (f64, f64) = (v_a.parse().unwrap(), v_b.parse().unwrap());
+        assert!((v_a - 86.500663).abs() < 1e-6, "{v_a}");
+        assert!(
+            (v_b - v_a - 86.500663 / 1000.0 * 15.0).abs() < 1e-5,
+            "{v_b}"
+        );
+        let memory = "node_memory_working_set_bytes";
+        assert_eq!(sample(&b, memory).0, sample(RECORDED, memory).0);
+        assert!(b.contains("\nscrape_error 0\n"));
+    }
 }
