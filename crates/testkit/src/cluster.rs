@@ -11,6 +11,8 @@
 //! `PR_SET_PDEATHSIG`, so the processes die with it: on drop, on a panic, and when the test
 //! process itself is killed. Logs of every component are kept in the temp dir; a
 //! [`ControlPlane::failure_guard`] prints their tails when a test fails.
+//! [`ControlPlane::restart_apiserver`] restarts kube-apiserver alone with more flags, on the same
+//! port and etcd, as a user does after editing its flags.
 //!
 //! Tests share one control plane ([`ControlPlane::shared`]) when they keep to their own
 //! namespaces and names, and start their own ([`ControlPlane::start`]) when they need other
@@ -21,7 +23,7 @@ use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::pki::Ca;
@@ -99,6 +101,9 @@ pub struct ControlPlane {
     stop: Option<mpsc::Sender<Msg>>,
     owner: Option<std::thread::JoinHandle<()>>,
     started_in: Duration,
+    /// The flags the running kube-apiserver was started with (for a restart; behind a lock so
+    /// that a test can restart it while a [`FailureGuard`] borrows the control plane).
+    apiserver_args: Mutex<Vec<String>>,
 }
 
 /// Why a control plane could not be had.
@@ -183,8 +188,25 @@ fn which_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The kube-apiserver flags in what `kaddons aggregator certs` printed on standard output: the
+/// lines that start with `--`, verbatim. An error unless they are the seven.
+pub fn printed_apiserver_flags(stdout: &str) -> Result<Vec<String>, String> {
+    let flags: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with("--"))
+        .map(str::to_string)
+        .collect();
+    if flags.len() != 7 {
+        return Err(format!(
+            "kaddons aggregator certs printed {} flags, not the seven: {flags:?}",
+            flags.len()
+        ));
+    }
+    Ok(flags)
+}
+
 /// Runs `kaddons aggregator certs --out dir` and returns the kube-apiserver flags it prints
-/// (the lines of its standard output that start with `--`).
+/// ([`printed_apiserver_flags`]).
 pub fn kaddons_aggregator_flags(dir: &Path) -> Result<Vec<String>, Unavailable> {
     let kaddons = crate::bins::workspace_bin("kaddons", "kaddons");
     let out = Command::new(&kaddons)
@@ -201,18 +223,7 @@ pub fn kaddons_aggregator_flags(dir: &Path) -> Result<Vec<String>, Unavailable> 
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    let flags: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("--"))
-        .map(str::to_string)
-        .collect();
-    if flags.len() != 7 {
-        return Err(Unavailable::Failed(format!(
-            "kaddons aggregator certs printed {} flags, not the seven: {flags:?}",
-            flags.len()
-        )));
-    }
-    Ok(flags)
+    printed_apiserver_flags(&String::from_utf8_lossy(&out.stdout)).map_err(Unavailable::Failed)
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel picks it; a small race until the server binds).
@@ -440,7 +451,7 @@ impl ControlPlane {
 
         let (stop, owner) = spawn_owner(&bin_dir, &dir)?;
         spawn_via(&stop, "etcd", etcd)?;
-        spawn_via(&stop, "kube-apiserver", apiserver)?;
+        spawn_via(&stop, "kube-apiserver", apiserver.clone())?;
         let mut cp = ControlPlane {
             server,
             port,
@@ -460,6 +471,7 @@ impl ControlPlane {
             stop: Some(stop),
             owner: Some(owner),
             started_in: Duration::ZERO,
+            apiserver_args: Mutex::new(apiserver),
         };
         cp.wait_ready(Duration::from_secs(120))
             .map_err(|e| Unavailable::Failed(format!("{e}\n{}", cp.log_tails(30))))?;
@@ -480,9 +492,53 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// Stops kube-apiserver and starts it again with the flags it had plus `extra_args`
+    /// (appended last: a later flag wins), on the same port and etcd, and waits until it is
+    /// ready as [`ControlPlane::start`] does. etcd's data stays; kube-controller-manager, when
+    /// running, keeps running and reconnects. The log goes on in the same file, after a line
+    /// that says so. A later restart starts from these flags.
+    pub fn restart_apiserver(&self, extra_args: &[String]) -> Result<(), String> {
+        let t0 = Instant::now();
+        // Held to the end: two restarts at once would not know each other's flags.
+        let mut current = self
+            .apiserver_args
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut args = current.clone();
+        args.extend(extra_args.iter().cloned());
+        let owner = self.stop.as_ref().ok_or("the control plane is stopped")?;
+        let (tx, rx) = mpsc::channel();
+        owner
+            .send(Msg::Restart("kube-apiserver", args.clone(), tx))
+            .map_err(|_| "the owner thread died".to_string())?;
+        rx.recv()
+            .map_err(|_| "the owner thread died".to_string())??;
+        *current = args;
+        self.wait_ready(Duration::from_secs(120))
+            .map_err(|e| format!("after a restart: {e}\n{}", self.log_tails(30)))?;
+        eprintln!(
+            "testkit: kube-apiserver at {} restarted with {} more flags, ready in {:.1}s",
+            self.server,
+            extra_args.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// How kube-apiserver exited, if it has (`None` while it runs).
+    fn apiserver_exited(&self) -> Option<String> {
+        let owner = self.stop.as_ref()?;
+        let (tx, rx) = mpsc::channel();
+        owner.send(Msg::Exited("kube-apiserver", tx)).ok()?;
+        rx.recv().ok()?
+    }
+
     fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         loop {
+            if let Some(status) = self.apiserver_exited() {
+                return Err(format!("kube-apiserver exited ({status})"));
+            }
             let ready = self
                 .kubectl(&["get", "--raw", "/readyz", "--request-timeout=5s"])
                 .ok()
@@ -699,7 +755,13 @@ impl Drop for ControlPlane {
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 enum Msg {
+    /// Start a component.
     Spawn(&'static str, Vec<String>, mpsc::Sender<Result<(), String>>),
+    /// Stop a running component and start it again with these flags, in its place (so that
+    /// the stopping order stays).
+    Restart(&'static str, Vec<String>, mpsc::Sender<Result<(), String>>),
+    /// How a component exited, if it has.
+    Exited(&'static str, mpsc::Sender<Option<String>>),
 }
 
 /// A thread that starts components and keeps them alive until its sender is dropped (or the
@@ -715,10 +777,31 @@ fn spawn_owner(
         .spawn(move || {
             let mut children: Vec<(&str, Child)> = Vec::new();
             // Ends when the ControlPlane drops its sender.
-            while let Ok(Msg::Spawn(name, args, reply)) = rx.recv() {
-                let started = spawn_component(&bin_dir, &dir, name, &args)
-                    .map(|child| children.push((name, child)));
-                let _ = reply.send(started);
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    Msg::Spawn(name, args, reply) => {
+                        let started = spawn_component(&bin_dir, &dir, name, &args)
+                            .map(|child| children.push((name, child)));
+                        let _ = reply.send(started);
+                    }
+                    Msg::Restart(name, args, reply) => {
+                        let _ = reply.send(restart_component(
+                            &bin_dir,
+                            &dir,
+                            &mut children,
+                            name,
+                            &args,
+                        ));
+                    }
+                    Msg::Exited(name, reply) => {
+                        let exited = children
+                            .iter_mut()
+                            .find(|(n, _)| *n == name)
+                            .and_then(|(_, child)| child.try_wait().ok().flatten())
+                            .map(|status| status.to_string());
+                        let _ = reply.send(exited);
+                    }
+                }
             }
             stop_all(&mut children);
         })
@@ -740,6 +823,51 @@ fn spawn_via(
         .map_err(Unavailable::Failed)
 }
 
+/// Stops `name` (SIGTERM, then SIGKILL after 30 s) and starts it again with `args` in the same
+/// place of `children`, after a line in its log that says so.
+fn restart_component(
+    bin_dir: &Path,
+    dir: &Path,
+    children: &mut [(&str, Child)],
+    name: &'static str,
+    args: &[String],
+) -> Result<(), String> {
+    let (_, child) = children
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| format!("{name} was never started"))?;
+    stop_child(child, Duration::from_secs(30));
+    let log_path = dir.join(format!("{name}.log"));
+    let note = format!(
+        "----- testkit: {name} stopped, restarting with: {}\n",
+        args.join(" ")
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", log_path.display()))?;
+    *child = spawn_component(bin_dir, dir, name, args)?;
+    Ok(())
+}
+
+/// SIGTERM, up to `grace` to exit, then SIGKILL; reaps the process.
+fn stop_child(child: &mut Child, grace: Duration) {
+    // SAFETY: plain kill(2) of our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn spawn_component(
     bin_dir: &Path,
     dir: &Path,
@@ -747,9 +875,13 @@ fn spawn_component(
     args: &[String],
 ) -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
+    // Appended: a restarted component's log follows its first run's.
     let log_path = dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
     let log2 = log
         .try_clone()
         .map_err(|e| format!("cloning {}: {e}", log_path.display()))?;
