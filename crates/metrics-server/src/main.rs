@@ -247,7 +247,23 @@ async fn run(flags: Flags) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scraping = tokio::spawn({
         let scraper = scraper.clone();
-        async move { scraper.run(stop_rx).await }
+        let resolution = flags.metric_resolution;
+        async move {
+            // As upstream, the first cycle waits for the node and pod caches: a cycle before
+            // the initial node list scrapes nothing, and the first rates would then wait a
+            // whole resolution longer. Bounded, so that a cache that cannot sync (RBAC) does
+            // not stop scraping for good.
+            let deadline = tokio::time::Instant::now() + resolution;
+            while !source.is_synced() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if !source.is_synced() {
+                tracing::warn!(
+                    "node and pod caches not synced after {resolution:?}; scraping anyway"
+                );
+            }
+            scraper.run(stop_rx).await
+        }
     });
     wait_for_signal().await;
     tracing::info!("shutting down");
