@@ -320,9 +320,9 @@ pub struct ImageBuildArgs {
 pub struct ImageLoadArgs {
     /// The image archive (from `kaddons image build`, `docker save`, ...).
     pub file: PathBuf,
-    /// kind[=CLUSTER] (`kind load image-archive`), minikube[=PROFILE] (`minikube image load`)
-    /// or containerd (`ctr -n k8s.io images import`, run on the node). Default: the kind or
-    /// minikube cluster of the kubeconfig context.
+    /// kind[=CLUSTER] (`kind load image-archive`), minikube[=PROFILE] (`minikube image load`),
+    /// k3d[=CLUSTER] (`k3d image import`) or containerd (`ctr -n k8s.io images import`, run on
+    /// the node). Default: the kind, minikube or k3d cluster of the kubeconfig context.
     #[arg(long, value_name = "TARGET")]
     pub into: Option<String>,
 }

@@ -234,13 +234,13 @@ fn build_errors_name_the_file_and_the_fix() {
     assert!(err.contains("linux/amd64 or linux/arm64"), "{err}");
 }
 
-/// A directory with stand-in `kind`, `minikube` and `ctr` that append their argv to a log.
+/// A directory with stand-in `kind`, `minikube`, `k3d` and `ctr` that append their argv to a log.
 fn stand_in_tools(dir: &Path) -> (PathBuf, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = dir.join("argv.log");
-    for tool in ["kind", "minikube", "ctr"] {
+    for tool in ["kind", "minikube", "k3d", "ctr"] {
         let path = bin.join(tool);
         std::fs::write(
             &path,
@@ -256,13 +256,20 @@ fn stand_in_tools(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 #[test]
-fn load_runs_kind_minikube_and_ctr_with_these_arguments() {
+fn load_runs_kind_minikube_k3d_and_ctr_with_these_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let (bin, log) = stand_in_tools(dir.path());
     let archive = dir.path().join("ms.tar");
     std::fs::write(&archive, b"archive").unwrap();
     let a = archive.display().to_string();
-    for into in ["kind=dev", "kind", "minikube=p1", "containerd"] {
+    for into in [
+        "kind=dev",
+        "kind",
+        "minikube=p1",
+        "k3d=dev",
+        "k3d",
+        "containerd",
+    ] {
         kaddons(dir.path())
             .env("PATH", &bin)
             .args(["image", "load", &a, "--into", into])
@@ -283,6 +290,20 @@ fn load_runs_kind_minikube_and_ctr_with_these_arguments() {
         .args(["image", "load", &a])
         .assert()
         .success();
+    // And the k3d cluster of a k3d context.
+    let k3d = dir.path().join("k3d.kubeconfig");
+    std::fs::write(
+        &k3d,
+        "apiVersion: v1\nkind: Config\ncurrent-context: k3d-red\nclusters:\n- name: k3d-red\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: k3d-red\n  context: {cluster: k3d-red, user: admin@k3d-red}\nusers:\n- name: admin@k3d-red\n  user: {}\n",
+    )
+    .unwrap();
+    kaddons(dir.path())
+        .env("PATH", &bin)
+        .arg("--kubeconfig")
+        .arg(&k3d)
+        .args(["image", "load", &a])
+        .assert()
+        .success();
     let seen = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         seen.lines().collect::<Vec<_>>(),
@@ -290,8 +311,11 @@ fn load_runs_kind_minikube_and_ctr_with_these_arguments() {
             format!("kind load image-archive {a} --name dev"),
             format!("kind load image-archive {a} --name kind"),
             format!("minikube image load {a} -p p1"),
+            format!("k3d image import {a} --cluster dev"),
+            format!("k3d image import {a} --cluster k3s-default"),
             format!("ctr -n k8s.io images import {a}"),
             format!("kind load image-archive {a} --name blue"),
+            format!("k3d image import {a} --cluster red"),
         ]
     );
 }
@@ -310,6 +334,7 @@ fn load_names_a_missing_tool_and_how_to_install_it() {
             "`minikube` is not on PATH",
             "minikube.sigs.k8s.io",
         ),
+        ("k3d", "`k3d` is not on PATH", "k3d.io"),
         (
             "containerd",
             "`ctr` is not on PATH",

@@ -187,6 +187,8 @@ fn cargo_build(arch: Arch, printer: &Printer) -> anyhow::Result<PathBuf> {
 pub enum Target {
     Kind(String),
     Minikube(String),
+    /// A k3d cluster (`k3d image import`).
+    K3d(String),
     Containerd,
 }
 
@@ -199,21 +201,26 @@ impl Target {
         Ok(match tool {
             "kind" => Target::Kind(name.unwrap_or_else(|| "kind".into())),
             "minikube" => Target::Minikube(name.unwrap_or_else(|| "minikube".into())),
+            // k3d's default cluster name.
+            "k3d" => Target::K3d(name.unwrap_or_else(|| "k3s-default".into())),
             "containerd" | "ctr" if name.is_none() => Target::Containerd,
             _ => bail!(
-                "--into \"{text}\": expected kind[=CLUSTER], minikube[=PROFILE] or containerd"
+                "--into \"{text}\": expected kind[=CLUSTER], minikube[=PROFILE], k3d[=CLUSTER] or containerd"
             ),
         })
     }
 
     /// The target that fits the kubeconfig context: kind's contexts are `kind-CLUSTER`,
-    /// minikube's are named after the profile.
+    /// k3d's `k3d-CLUSTER`, minikube's are named after the profile.
     pub fn for_context(profile: Profile, context: &str) -> Option<Target> {
         match profile {
             Profile::Kind => Some(Target::Kind(
                 context.strip_prefix("kind-").unwrap_or(context).to_string(),
             )),
             Profile::Minikube => Some(Target::Minikube(context.to_string())),
+            Profile::K3d => Some(Target::K3d(
+                context.strip_prefix("k3d-").unwrap_or(context).to_string(),
+            )),
             _ => None,
         }
     }
@@ -223,6 +230,7 @@ impl Target {
         match self {
             Target::Kind(c) => format!("kind={c}"),
             Target::Minikube(p) => format!("minikube={p}"),
+            Target::K3d(c) => format!("k3d={c}"),
             Target::Containerd => "containerd".into(),
         }
     }
@@ -240,6 +248,11 @@ impl Target {
                 "minikube",
                 vec!["image".into(), "load".into(), file, "-p".into(), p.clone()],
                 "install minikube: https://minikube.sigs.k8s.io/docs/start/",
+            ),
+            Target::K3d(c) => (
+                "k3d",
+                vec!["image".into(), "import".into(), file, "--cluster".into(), c.clone()],
+                "install k3d: https://k3d.io/#installation",
             ),
             Target::Containerd => (
                 "ctr",
