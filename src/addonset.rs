@@ -500,11 +500,7 @@ pub async fn execute(
                         addon: step.addon.clone(),
                         source: Box::new(source),
                     })?;
-                let bundled = addon
-                    .def
-                    .profiles
-                    .get(&req.profile)
-                    .and_then(|o| o.bundled.as_ref());
+                let bundled = addon.profile(req.profile).and_then(|o| o.bundled.as_ref());
                 let report = apply::enable(
                     conn,
                     addon,

@@ -54,11 +54,7 @@ pub async fn run(
         conn.server,
         conn.context
     ));
-    let bundled = addon
-        .def
-        .profiles
-        .get(&profile)
-        .and_then(|o| o.bundled.as_ref());
+    let bundled = addon.profile(profile).and_then(|o| o.bundled.as_ref());
     let report = apply::enable(
         &conn,
         addon,

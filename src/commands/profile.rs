@@ -51,7 +51,7 @@ pub async fn run(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitS
     let addons: Vec<AddonNotes> = catalog
         .addons()
         .filter_map(|a| {
-            let overlay = a.def.profiles.get(&d.profile)?;
+            let overlay = a.profile(d.profile)?;
             (!overlay.notes.is_empty() || overlay.bundled.is_some()).then(|| AddonNotes {
                 addon: a.name(),
                 notes: &overlay.notes,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use kaddons_testkit::cluster::{ControlPlane, FrontProxy, Options};
 use serde_json::{json, Value};
 
-use super::{kaddons_with, Run};
+use super::kaddons_with;
 
 /// A kubeconfig with one context per distribution, each named as that distribution names
 /// it, all reaching `cp` as its admin; plus `lab`, named like none of them.
@@ -300,10 +300,6 @@ fn k3s_metrics_server(cp: &ControlPlane) {
     );
 }
 
-fn run(kc: &Path, args: &[&str]) -> Run {
-    kaddons_with(kc, args)
-}
-
 #[test]
 fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
     // kube-controller-manager runs: disable deletes in the foreground, which its garbage
@@ -319,9 +315,21 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
     let kc = kubeconfig(&cp);
     create(&cp, &[k3s_node("pi-1", "v1.34.2+k3s1")]);
     k3s_metrics_server(&cp);
+    // A field of the Deployment kube-system/metrics-server.
+    let deployment = |field: &str| {
+        cp.kubectl_ok(&[
+            "get",
+            "deployment",
+            "-n",
+            "kube-system",
+            "metrics-server",
+            "-o",
+            &format!("jsonpath={{{field}}}"),
+        ])
+    };
 
     // `kaddons profile` says k3s installs its own, and how to hand it over.
-    let r = run(&kc, &["profile", "--context", "default"]).expect(0);
+    let r = kaddons_with(&kc, &["profile", "--context", "default"]).expect(0);
     assert!(r.stdout.contains("profile: k3s"), "{}", r.stdout);
     assert!(
         r.stdout
@@ -332,7 +340,7 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
     );
 
     // status and list: unmanaged, installed by k3s's packaged component.
-    let r = run(&kc, &["--context", "default", "status", "metrics-server"]);
+    let r = kaddons_with(&kc, &["--context", "default", "status", "metrics-server"]);
     assert!(
         r.stdout.contains("unmanaged")
             && r.stdout
@@ -341,7 +349,7 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
         r.stdout,
         r.stderr
     );
-    let r = run(&kc, &["--context", "default", "list"]).expect(0);
+    let r = kaddons_with(&kc, &["--context", "default", "list"]).expect(0);
     assert!(
         r.stdout.lines().any(|l| l.starts_with("metrics-server")
             && l.contains("unmanaged")
@@ -352,16 +360,8 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
 
     // enable refuses, naming every object's manager and how to turn k3s's copy off first;
     // nothing changes.
-    let before = cp.kubectl_ok(&[
-        "get",
-        "deployment",
-        "-n",
-        "kube-system",
-        "metrics-server",
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
-    let r = run(
+    let before = deployment(".metadata.resourceVersion");
+    let r = kaddons_with(
         &kc,
         &[
             "--context",
@@ -382,19 +382,11 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
     ] {
         assert!(r.stderr.contains(want), "missing {want:?}:\n{}", r.stderr);
     }
-    let after = cp.kubectl_ok(&[
-        "get",
-        "deployment",
-        "-n",
-        "kube-system",
-        "metrics-server",
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
+    let after = deployment(".metadata.resourceVersion");
     assert_eq!(before, after, "a refused enable changed the Deployment");
 
     // With --force it is taken over, with the warning that k3s will put it back.
-    let r = run(
+    let r = kaddons_with(
         &kc,
         &[
             "--context",
@@ -411,20 +403,11 @@ fn k3s_own_metrics_server_is_named_and_handed_over_only_when_asked() {
         "{}",
         r.stderr
     );
-    let image = cp.kubectl_ok(&[
-        "get",
-        "deployment",
-        "-n",
-        "kube-system",
-        "metrics-server",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
     assert_eq!(
-        image,
+        deployment(".spec.template.spec.containers[0].image"),
         "registry.k8s.io/metrics-server/metrics-server:v0.9.0"
     );
-    let r = run(
+    let r = kaddons_with(
         &kc,
         &[
             "--context",

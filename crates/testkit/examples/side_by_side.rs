@@ -93,13 +93,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC timestamp (`2026-12-03T13:00:00Z`).
+/// Seconds since the epoch of an RFC 3339 timestamp (`2026-12-03T13:00:00Z`).
 fn epoch(ts: &str) -> Option<f64> {
-    let out = Command::new("date")
-        .args(["-u", "-d", ts, "+%s"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    ts.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond() as f64 / 1000.0)
 }
 
 fn run(
@@ -109,7 +107,8 @@ fn run(
     nodes: usize,
     periods: u64,
 ) {
-    let ticks_per_s = 100.0; // sysconf(_SC_CLK_TCK) on Linux
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let started = Instant::now();
     let server = MetricsServer::start(implementation, kubeconfig, &format!("{RESOLUTION_S}s"));
     let pid = server.pid().expect("the server runs");

@@ -485,39 +485,39 @@ pub fn metrics_payload(node: usize, pods: usize, t: f64, epoch_s: f64, churn: f6
 /// (`*_seconds_total`) grows by a thousandth of its recorded value per second since `epoch_s`,
 /// so that rates exist (a recording alone has one point per series).
 pub fn replay_payload(recorded: &str, t: f64, epoch_s: f64) -> String {
-    let stamp = |line: &str| -> Option<u64> {
+    // `series value timestamp` of a sample line; `None` for comments and lines without one.
+    fn sample(line: &str) -> Option<(&str, &str, i64)> {
+        if line.starts_with('#') {
+            return None;
+        }
         let mut it = line.rsplitn(3, ' ');
         let ts = it.next()?.parse().ok()?;
-        it.next()?;
-        it.next().map(|_| ts)
-    };
+        let value = it.next()?;
+        Some((it.next()?, value, ts))
+    }
     let newest = recorded
         .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(stamp)
+        .filter_map(sample)
+        .map(|(_, _, ts)| ts)
         .max()
         .unwrap_or(0);
-    let shift_ms = (t * 1000.0) as i64 - newest as i64;
+    let shift_ms = (t * 1000.0) as i64 - newest;
     let elapsed = (t - epoch_s).max(0.0);
     let mut out = String::with_capacity(recorded.len() + 1024);
     for line in recorded.lines() {
-        let parts: Vec<&str> = line.rsplitn(3, ' ').collect();
-        match (line.starts_with('#'), parts.as_slice()) {
-            (false, [ts, value, series]) if ts.parse::<u64>().is_ok() => {
-                let ts = ts.parse::<i64>().unwrap_or(0) + shift_ms;
-                let name = series.split('{').next().unwrap_or(series);
-                match value.parse::<f64>() {
-                    Ok(v) if name.ends_with("_seconds_total") => {
-                        let _ = writeln!(out, "{series} {:.6} {ts}", v + v / 1000.0 * elapsed);
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{series} {value} {ts}");
-                    }
-                }
+        let Some((series, value, ts)) = sample(line) else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let ts = ts + shift_ms;
+        let name = series.split('{').next().unwrap_or(series);
+        match value.parse::<f64>() {
+            Ok(v) if name.ends_with("_seconds_total") => {
+                let _ = writeln!(out, "{series} {:.6} {ts}", v + v / 1000.0 * elapsed);
             }
             _ => {
-                out.push_str(line);
-                out.push('\n');
+                let _ = writeln!(out, "{series} {value} {ts}");
             }
         }
     }
