@@ -31,12 +31,20 @@ const RUN_BOUND: Duration = Duration::from_secs(420);
 /// The cluster under test, reached through the caller's KUBECONFIG (or ~/.kube/config) and
 /// its current context. HOME is a fresh directory for both kaddons and kubectl, so that no
 /// stale kubectl discovery cache (~/.kube/cache) hides the new metrics.k8s.io API.
-struct Cluster {
+pub struct Cluster {
     home: tempfile::TempDir,
     kubeconfig: OsString,
 }
 
 impl Cluster {
+    /// The cluster of this kubeconfig (the real node of `tests/real/node.rs`).
+    pub fn at(kubeconfig: impl Into<OsString>) -> Cluster {
+        Cluster {
+            home: tempfile::tempdir().unwrap(),
+            kubeconfig: kubeconfig.into(),
+        }
+    }
+
     fn from_env() -> Cluster {
         assert_eq!(
             std::env::var("KADDONS_E2E").as_deref(),
@@ -54,7 +62,7 @@ impl Cluster {
         }
     }
 
-    fn kaddons(&self, args: &[&str]) -> Output {
+    pub fn kaddons(&self, args: &[&str]) -> Output {
         let started = Instant::now();
         let out = kaddons(self.home.path())
             .env("KUBECONFIG", &self.kubeconfig)
@@ -73,7 +81,7 @@ impl Cluster {
         out
     }
 
-    fn kubectl(&self, args: &[&str]) -> Output {
+    pub fn kubectl(&self, args: &[&str]) -> Output {
         let out = Command::new("kubectl")
             .env("HOME", self.home.path())
             .env("KUBECONFIG", &self.kubeconfig)
@@ -125,19 +133,17 @@ fn assert_not_found(what: &str, out: &Output) {
 #[test]
 #[ignore = "needs cluster"]
 fn upstream_enable_top_status_list_disable() {
-    cycle(&[]);
+    cycle(&Cluster::from_env(), &[]);
 }
 
 #[test]
 #[ignore = "needs cluster and the kaddons-metrics-server image loaded into it"]
 fn builtin_enable_top_status_list_disable() {
-    cycle(&["--set", "implementation=builtin"]);
+    cycle(&Cluster::from_env(), &["--set", "implementation=builtin"]);
 }
 
 /// enable (with `extra` flags) → kubectl top node → status → list → disable → nothing left.
-fn cycle(extra: &[&str]) {
-    let cluster = Cluster::from_env();
-
+pub fn cycle(cluster: &Cluster, extra: &[&str]) {
     // Detection: the throwaway cluster is recognised for what it is.
     let profile = cluster.kaddons(&["profile"]);
     assert!(profile.status.success());
@@ -160,7 +166,7 @@ fn cycle(extra: &[&str]) {
     );
 
     let mut guard = DisableOnDrop {
-        cluster: &cluster,
+        cluster,
         armed: true,
     };
     // Detected profile, default wait: exit 0 means the metrics API serves node metrics.

@@ -12,6 +12,7 @@ mod converge;
 mod doctor_apply;
 mod images;
 mod lifecycle;
+mod node;
 mod ownership;
 mod preflight;
 mod profiles;

@@ -135,6 +135,7 @@ fn serving(
         controller_manager: false,
         front_proxy: FrontProxy::Generated,
         apiserver_args: extra.to_vec(),
+        ..Options::default()
     })
 }
 

@@ -147,11 +147,18 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
+impl Netns {
+    /// Deletes the namespace and the veth pair (also through `&self`; safe to run twice).
+    pub fn remove(&self) {
         // Deleting the namespace destroys its veth end, which destroys the host end.
         let _ = run("ip", &["netns", "del", &self.name]);
         let _ = run("ip", &["link", "del", &self.host_if]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 

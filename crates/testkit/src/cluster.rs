@@ -59,6 +59,27 @@ pub struct Options {
     /// Replace the serving certificate: (certificate file, key file, and the PEM file that
     /// makes it verifiable — its CA, or itself — which the harness's kubeconfigs trust).
     pub serving_cert: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// Run every component inside this network namespace (see [`crate::node`]): the API
+    /// server binds and advertises the namespace's address, the `kubernetes` Service gets it
+    /// as its endpoint, and the kubeconfigs reach it there through the veth pair.
+    pub netns: Option<InNetns>,
+    /// Start kube-scheduler (pods get a node).
+    pub scheduler: bool,
+}
+
+/// A network namespace the control plane runs in, and its address.
+#[derive(Debug, Clone)]
+pub struct InNetns {
+    /// Name under `/run/netns` (`ip netns add NAME`).
+    pub name: String,
+    /// The namespace's own address, reachable from the host through a veth pair.
+    pub ip: std::net::Ipv4Addr,
+}
+
+impl InNetns {
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
 }
 
 impl Default for Options {
@@ -68,6 +89,8 @@ impl Default for Options {
             controller_manager: true,
             apiserver_args: Vec::new(),
             serving_cert: None,
+            netns: None,
+            scheduler: false,
         }
     }
 }
@@ -101,6 +124,9 @@ pub struct ControlPlane {
     stop: Option<mpsc::Sender<Msg>>,
     owner: Option<std::thread::JoinHandle<()>>,
     started_in: Duration,
+    /// The cluster CA: signs the serving certificate and the client certificates.
+    ca: Ca,
+    netns: Option<InNetns>,
     /// The flags the running kube-apiserver was started with (for a restart; behind a lock so
     /// that a test can restart it while a [`FailureGuard`] borrows the control plane).
     apiserver_args: Mutex<Vec<String>>,
@@ -246,6 +272,10 @@ fn base_dir() -> PathBuf {
             // SAFETY: kill with signal 0 only checks whether the process exists.
             let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
             if !alive {
+                // A node's containers, mounts and pod namespaces outlive a killed test.
+                if e.path().join("node").is_dir() {
+                    crate::node::cleanup_dir(&e.path().join("node"));
+                }
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -309,9 +339,14 @@ impl ControlPlane {
         let p = |name: &str| pki_dir.join(name);
         let ca = Ca::new("kaddons-test-ca");
         write(&p("ca.crt"), &ca.pem());
+        let host = match &options.netns {
+            Some(ns) => ns.ip.to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         let (crt, key) = ca.server_cert(
             "kube-apiserver",
             &[
+                &host,
                 "127.0.0.1",
                 "localhost",
                 "kubernetes",
@@ -330,6 +365,14 @@ impl ControlPlane {
                 "system:kube-controller-manager",
                 &[][..],
             ),
+            ("scheduler", "system:kube-scheduler", &[][..]),
+            // What kube-apiserver shows kubelets (logs, exec), as kubeadm's
+            // apiserver-kubelet-client.
+            (
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                &["system:masters"][..],
+            ),
         ] {
             let (crt, key) = ca.client_cert(cn, orgs);
             write(&p(&format!("{name}.crt")), &crt);
@@ -340,7 +383,7 @@ impl ControlPlane {
         write(&p("sa.pub"), &sa.public_key_pem());
 
         let port = free_port();
-        let server = format!("https://127.0.0.1:{port}");
+        let server = format!("https://{host}:{port}");
         // What the kubeconfigs trust: the cluster CA, or what makes a replaced serving
         // certificate verifiable.
         let server_trust = match &options.serving_cert {
@@ -364,6 +407,7 @@ impl ControlPlane {
         let admin_kubeconfig = kc("admin");
         let restricted_kubeconfig = kc("jane");
         let kcm_kubeconfig = kc("controller-manager");
+        let scheduler_kubeconfig = kc("scheduler");
 
         let (etcd_client, etcd_peer) = (free_port(), free_port());
         let s = |p: &Path| p.display().to_string();
@@ -385,8 +429,8 @@ impl ControlPlane {
             None => (p("apiserver.crt"), p("apiserver.key")),
         };
         let mut apiserver: Vec<String> = vec![
-            "--advertise-address=127.0.0.1".into(),
-            "--bind-address=127.0.0.1".into(),
+            format!("--advertise-address={host}"),
+            format!("--bind-address={host}"),
             format!("--secure-port={port}"),
             format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
@@ -397,10 +441,20 @@ impl ControlPlane {
             format!("--service-account-key-file={}", s(&p("sa.pub"))),
             format!("--service-account-signing-key-file={}", s(&p("sa.key"))),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-            // Endpoints reject loopback addresses; nothing reconciles the kubernetes Service.
-            "--endpoint-reconciler-type=none".into(),
+            format!(
+                "--kubelet-client-certificate={}",
+                s(&p("apiserver-kubelet-client.crt"))
+            ),
+            format!(
+                "--kubelet-client-key={}",
+                s(&p("apiserver-kubelet-client.key"))
+            ),
             "--profiling=false".into(),
         ];
+        if options.netns.is_none() {
+            // Endpoints reject loopback addresses; nothing reconciles the kubernetes Service.
+            apiserver.push("--endpoint-reconciler-type=none".into());
+        }
         match &options.front_proxy {
             FrontProxy::Generated => {
                 let fp = Ca::new("kaddons-test-front-proxy-ca");
@@ -448,8 +502,17 @@ impl ControlPlane {
             // Else it creates /usr/libexec/kubernetes/kubelet-plugins/volume/exec on the host.
             format!("--flex-volume-plugin-dir={}", s(&dir.join("flexvolume"))),
         ];
+        let scheduler: Vec<String> = vec![
+            format!("--kubeconfig={}", s(&scheduler_kubeconfig)),
+            format!("--authentication-kubeconfig={}", s(&scheduler_kubeconfig)),
+            format!("--authorization-kubeconfig={}", s(&scheduler_kubeconfig)),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", free_port()),
+        ];
 
-        let (stop, owner) = spawn_owner(&bin_dir, &dir)?;
+        let netns_path = options.netns.as_ref().map(InNetns::path);
+        let (stop, owner) = spawn_owner(&bin_dir, &dir, netns_path)?;
         spawn_via(&stop, "etcd", etcd)?;
         spawn_via(&stop, "kube-apiserver", apiserver.clone())?;
         let mut cp = ControlPlane {
@@ -471,6 +534,8 @@ impl ControlPlane {
             stop: Some(stop),
             owner: Some(owner),
             started_in: Duration::ZERO,
+            ca,
+            netns: options.netns.clone(),
             apiserver_args: Mutex::new(apiserver),
         };
         cp.wait_ready(Duration::from_secs(120))
@@ -480,6 +545,11 @@ impl ControlPlane {
         if options.controller_manager {
             if let Some(owner) = &cp.stop {
                 spawn_via(owner, "kube-controller-manager", kcm)?;
+            }
+        }
+        if options.scheduler {
+            if let Some(owner) = &cp.stop {
+                spawn_via(owner, "kube-scheduler", scheduler)?;
             }
         }
         cp.started_in = t0.elapsed();
@@ -523,6 +593,70 @@ impl ControlPlane {
             t0.elapsed().as_secs_f64()
         );
         Ok(())
+    }
+
+    /// Starts `program` beside the components, in the control plane's network namespace if it
+    /// has one, with its log in `<dir>/<name>.log`; it is stopped before every component
+    /// started earlier (stopping goes in reverse order).
+    pub fn spawn(
+        &self,
+        name: &'static str,
+        program: &Path,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let owner = self.stop.as_ref().ok_or("the control plane is stopped")?;
+        let (tx, rx) = mpsc::channel();
+        owner
+            .send(Msg::SpawnProgram(
+                name,
+                program.to_path_buf(),
+                args,
+                env,
+                tx,
+            ))
+            .map_err(|_| "the owner thread died".to_string())?;
+        rx.recv().map_err(|_| "the owner thread died".to_string())?
+    }
+
+    /// How `name` (a component or a program of [`ControlPlane::spawn`]) exited, if it has.
+    pub fn exited(&self, name: &'static str) -> Option<String> {
+        let owner = self.stop.as_ref()?;
+        let (tx, rx) = mpsc::channel();
+        owner.send(Msg::Exited(name, tx)).ok()?;
+        rx.recv().ok()?
+    }
+
+    /// A kubeconfig at `<dir>/<file>.kubeconfig` for a client certificate with this common
+    /// name and these organisations (groups), signed by the cluster CA.
+    pub fn client_kubeconfig(&self, file: &str, cn: &str, orgs: &[&str]) -> PathBuf {
+        let (crt, key) = self.ca.client_cert(cn, orgs);
+        let crt_path = self.pki.dir.join(format!("{file}.crt"));
+        let key_path = self.pki.dir.join(format!("{file}.key"));
+        write(&crt_path, &crt);
+        write(&key_path, &key);
+        let path = self.dir.join(format!("{file}.kubeconfig"));
+        write(
+            &path,
+            &kubeconfig(&self.server, &self.pki.ca_crt, file, &crt_path, &key_path),
+        );
+        path
+    }
+
+    /// Stops every process now, in reverse order of their start, through a shared reference
+    /// (an exit handler has no other); the directory stays until drop.
+    pub fn stop_processes(&self) {
+        if let Some(owner) = &self.stop {
+            let (tx, rx) = mpsc::channel();
+            if owner.send(Msg::StopAll(tx)).is_ok() {
+                let _ = rx.recv();
+            }
+        }
+    }
+
+    /// The network namespace the control plane runs in, if any.
+    pub fn netns(&self) -> Option<&InNetns> {
+        self.netns.as_ref()
     }
 
     /// How kube-apiserver exited, if it has (`None` while it runs).
@@ -741,13 +875,20 @@ impl Drop for FailureGuard<'_> {
     }
 }
 
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
+impl ControlPlane {
+    /// Stops every process (in reverse order of their start) and keeps the directory.
+    pub fn stop(&mut self) {
         // Dropping the sender ends the owner thread, which stops every process.
         drop(self.stop.take());
         if let Some(owner) = self.owner.take() {
             let _ = owner.join();
         }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -757,11 +898,21 @@ static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 enum Msg {
     /// Start a component.
     Spawn(&'static str, Vec<String>, mpsc::Sender<Result<(), String>>),
+    /// Start another program (containerd, a node's kubelet), with extra environment.
+    SpawnProgram(
+        &'static str,
+        PathBuf,
+        Vec<String>,
+        Vec<(String, String)>,
+        mpsc::Sender<Result<(), String>>,
+    ),
     /// Stop a running component and start it again with these flags, in its place (so that
     /// the stopping order stays).
     Restart(&'static str, Vec<String>, mpsc::Sender<Result<(), String>>),
     /// How a component exited, if it has.
     Exited(&'static str, mpsc::Sender<Option<String>>),
+    /// Stop every process now (reverse order) and answer when they are gone.
+    StopAll(mpsc::Sender<()>),
 }
 
 /// A thread that starts components and keeps them alive until its sender is dropped (or the
@@ -769,6 +920,7 @@ enum Msg {
 fn spawn_owner(
     bin_dir: &Path,
     dir: &Path,
+    netns: Option<PathBuf>,
 ) -> Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>), Unavailable> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let (bin_dir, dir) = (bin_dir.to_path_buf(), dir.to_path_buf());
@@ -780,8 +932,16 @@ fn spawn_owner(
             while let Ok(msg) = rx.recv() {
                 match msg {
                     Msg::Spawn(name, args, reply) => {
-                        let started = spawn_component(&bin_dir, &dir, name, &args)
-                            .map(|child| children.push((name, child)));
+                        let program = bin_dir.join(name);
+                        let started =
+                            spawn_component(&program, &dir, name, &args, netns.as_deref())
+                                .map(|child| children.push((name, child)));
+                        let _ = reply.send(started);
+                    }
+                    Msg::SpawnProgram(name, program, args, env, reply) => {
+                        let started =
+                            spawn_program(&program, &dir, name, &args, &env, netns.as_deref())
+                                .map(|child| children.push((name, child)));
                         let _ = reply.send(started);
                     }
                     Msg::Restart(name, args, reply) => {
@@ -791,7 +951,13 @@ fn spawn_owner(
                             &mut children,
                             name,
                             &args,
+                            netns.as_deref(),
                         ));
+                    }
+                    Msg::StopAll(reply) => {
+                        stop_all(&mut children);
+                        children.clear();
+                        let _ = reply.send(());
                     }
                     Msg::Exited(name, reply) => {
                         let exited = children
@@ -831,6 +997,7 @@ fn restart_component(
     children: &mut [(&str, Child)],
     name: &'static str,
     args: &[String],
+    netns: Option<&Path>,
 ) -> Result<(), String> {
     let (_, child) = children
         .iter_mut()
@@ -847,7 +1014,7 @@ fn restart_component(
         .open(&log_path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()))
         .map_err(|e| format!("writing {}: {e}", log_path.display()))?;
-    *child = spawn_component(bin_dir, dir, name, args)?;
+    *child = spawn_component(&bin_dir.join(name), dir, name, args, netns)?;
     Ok(())
 }
 
@@ -869,12 +1036,32 @@ fn stop_child(child: &mut Child, grace: Duration) {
 }
 
 fn spawn_component(
-    bin_dir: &Path,
+    program: &Path,
     dir: &Path,
     name: &str,
     args: &[String],
+    netns: Option<&Path>,
 ) -> Result<Child, String> {
+    spawn_program(program, dir, name, args, &[], netns)
+}
+
+/// Starts `program` with its output in `<dir>/<name>.log`, tied to this thread by
+/// `PR_SET_PDEATHSIG`, and inside the network namespace `netns` when given (setns(2) between
+/// fork and exec: only the network namespace changes, the mounts and cgroups stay the host's).
+fn spawn_program(
+    program: &Path,
+    dir: &Path,
+    name: &str,
+    args: &[String],
+    env: &[(String, String)],
+    netns: Option<&Path>,
+) -> Result<Child, String> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
+    let ns_file = netns
+        .map(|p| std::fs::File::open(p).map_err(|e| format!("opening {}: {e}", p.display())))
+        .transpose()?;
+    let ns_fd = ns_file.as_ref().map(|f| f.as_raw_fd());
     // Appended: a restarted component's log follows its first run's.
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::OpenOptions::new()
@@ -885,23 +1072,32 @@ fn spawn_component(
     let log2 = log
         .try_clone()
         .map_err(|e| format!("cloning {}: {e}", log_path.display()))?;
-    let mut cmd = Command::new(bin_dir.join(name));
+    let mut cmd = Command::new(program);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    // SAFETY: prctl and setns are async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = ns_fd {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
-    cmd.spawn()
-        .map_err(|e| format!("starting {}: {e}", bin_dir.join(name).display()))
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", program.display()));
+    drop(ns_file);
+    child
 }
 
 fn stop_all(children: &mut [(&str, Child)]) {
@@ -925,7 +1121,7 @@ fn stop_all(children: &mut [(&str, Child)]) {
     }
 }
 
-fn skip_or_fail<T>(message: &str) -> Option<T> {
+pub(crate) fn skip_or_fail<T>(message: &str) -> Option<T> {
     let (no_go, text) = match message.strip_prefix("NOGO:") {
         Some(m) => (true, m),
         None => (false, message),

@@ -6,6 +6,8 @@
 //! - [`fleet`]: the kubelet fleet simulator (`/metrics/resource` and `/stats/summary` over HTTPS);
 //! - [`cluster`]: a real control plane (etcd, kube-apiserver, kube-controller-manager) built
 //!   from the Go modules in `k8s/`;
+//! - [`node`]: a real node (kubelet, kube-proxy, containerd, runc, CNI) joined to such a
+//!   control plane, all in a network namespace of its own;
 //! - [`bins`]: binaries of the other workspace packages.
 
 pub mod aggregation;
@@ -13,5 +15,6 @@ pub mod auth;
 pub mod bins;
 pub mod cluster;
 pub mod fleet;
+pub mod node;
 pub mod pki;
 pub mod standin;

@@ -1,0 +1,3 @@
+module kaddons.test/pause
+
+go 1.24.0
