@@ -125,9 +125,20 @@ pub fn diagnose(obs: &Observations, patterns: &[Pattern]) -> Vec<Finding> {
                         } else {
                             cs["lastState"]["terminated"]["reason"].as_str()
                         };
-                        if reason.is_some_and(|r| p.any.iter().any(|a| a == r)) {
+                        if let Some(reason) = reason.filter(|r| p.any.iter().any(|a| a == r)) {
                             let container = cs["name"].as_str().unwrap_or("?");
                             let image = cs["image"].as_str().unwrap_or("?");
+                            // The kubelet's message says why (a real ErrImagePull names the
+                            // registry's answer or the network error).
+                            let state = if p.source == Source::Waiting {
+                                &cs["state"]["waiting"]
+                            } else {
+                                &cs["lastState"]["terminated"]
+                            };
+                            let detail = match state["message"].as_str().map(str::trim) {
+                                Some(m) if !m.is_empty() => format!("{reason}: {m}"),
+                                _ => reason.to_string(),
+                            };
                             push(
                                 &mut out,
                                 p,
@@ -135,6 +146,7 @@ pub fn diagnose(obs: &Observations, patterns: &[Pattern]) -> Vec<Finding> {
                                     ("pod", pod_name),
                                     ("container", container),
                                     ("image", image),
+                                    ("detail", &detail),
                                 ],
                             );
                         }

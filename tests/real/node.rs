@@ -305,13 +305,22 @@ fn an_image_on_an_unreachable_registry_fails_enable_with_err_image_pull() {
             "--image",
             &format!("metrics-server={frozen}"),
             "--timeout",
-            "90s",
+            "60s",
         ],
     );
     assert_eq!(run.code, Some(1), "{}\n{}", run.stderr, node_logs(node));
-    assert_contains(&run.stderr, &[frozen, "--image-mirror"]);
+    // The kubelet's own reason and message: the pull really failed on the node.
+    assert_contains(
+        &run.stderr,
+        &[
+            &format!("cannot pull image {frozen}"),
+            "network is unreachable",
+            "--image-mirror",
+            "kaddons image load",
+        ],
+    );
     assert!(
-        run.stderr.contains("ErrImagePull") || run.stderr.contains("ImagePullBackOff"),
+        run.stderr.contains("(ErrImagePull: ") || run.stderr.contains("(ImagePullBackOff: "),
         "{}",
         run.stderr
     );
@@ -340,7 +349,7 @@ fn a_kubelet_certificate_without_ip_sans_is_named_and_the_right_profile_fixes_it
             "--image",
             &image,
             "--timeout",
-            "100s",
+            "60s",
         ],
     );
     assert_eq!(run.code, Some(1), "{}\n{}", run.stderr, node_logs(node));
@@ -393,6 +402,8 @@ fn an_apiservice_the_aggregator_cannot_reach_gets_the_host_network_hint() {
         POD_SUBNET,
         "-m",
         "conntrack",
+        "--ctdir",
+        "ORIGINAL",
         "--ctorigdst",
         "10.96.0.0/16",
         "-j",
@@ -421,7 +432,7 @@ fn an_apiservice_the_aggregator_cannot_reach_gets_the_host_network_hint() {
             "--image",
             &format!("metrics-server={UPSTREAM_IMAGE}"),
             "--timeout",
-            "100s",
+            "90s",
         ],
     );
     assert_eq!(run.code, Some(1), "{}\n{}", run.stderr, node_logs(node));

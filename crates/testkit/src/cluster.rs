@@ -454,6 +454,11 @@ impl ControlPlane {
         if options.netns.is_none() {
             // Endpoints reject loopback addresses; nothing reconciles the kubernetes Service.
             apiserver.push("--endpoint-reconciler-type=none".into());
+        } else {
+            // As kubeadm: reach kubelets (logs, exec) by address, not by a host name that no
+            // DNS knows.
+            apiserver
+                .push("--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into());
         }
         match &options.front_proxy {
             FrontProxy::Generated => {
