@@ -12,6 +12,10 @@
 //!
 //! `KADDONS_E2E_PROFILE` (set by the scripts) is the profile detection must find.
 //!
+//! The same [`cycle`] runs in every test run on the test kit's real node
+//! (`tests/real/node.rs`), for both implementations; these ignored tests are for kind and
+//! minikube themselves.
+//!
 //! `builtin_*` runs the same cycle with `--set implementation=builtin` (kaddons' own metrics
 //! server); the image must be loaded into the cluster first
 //! (scripts/build-metrics-server-image.sh, which the e2e scripts run when docker is there).

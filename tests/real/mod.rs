@@ -1,7 +1,8 @@
 //! Claims about Kubernetes proven against Kubernetes: the `kaddons` binary against a real
 //! etcd + kube-apiserver (+ kube-aggregator) + kube-controller-manager, v1.34.4, started by
-//! `kaddons_testkit::cluster` on 127.0.0.1. There is no node, so Pods stay Pending unless a
-//! test drives their status through the status subresource.
+//! `kaddons_testkit::cluster` on 127.0.0.1. There is no node there, so Pods stay Pending unless a
+//! test drives their status through the status subresource; `node.rs` has its own cluster with a
+//! real node (`kaddons_testkit::node`).
 //!
 //! The metrics-server addon is cluster-wide (kube-system objects, ClusterRoles, an APIService),
 //! so the tests that enable it on the shared control plane take [`exclusive`] and leave the

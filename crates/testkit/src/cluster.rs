@@ -14,6 +14,9 @@
 //! [`ControlPlane::restart_apiserver`] restarts kube-apiserver alone with more flags, on the same
 //! port and etcd, as a user does after editing its flags.
 //!
+//! With [`Options::netns`] every component runs inside a network namespace instead, bound to
+//! its address, with kube-scheduler and a real node beside it ([`crate::node`]).
+//!
 //! Tests share one control plane ([`ControlPlane::shared`]) when they keep to their own
 //! namespaces and names, and start their own ([`ControlPlane::start`]) when they need other
 //! flags (e.g. the aggregation layer off). Where Go is missing and the binary is not built, the
