@@ -252,7 +252,9 @@ async fn discovery_checks(conn: &Connection, api_services: &[String]) -> Vec<Che
                     "aggregated-discovery",
                     Severity::Error,
                     format!("kube-aggregator lists {group}/{version} as Stale: it could not read the server's discovery (GET /apis), so kubectl cannot find its resources"),
-                    "see the APIService's conditions and the server's log; the server must answer /apis as apidiscovery.k8s.io/v2 or with 406",
+                    // Seen on the real node: every APIService that is not Available is also
+                    // Stale here, so its own finding comes first.
+                    "an APIService that is not Available is always Stale: fix that first (see its finding above); if it is Available, the server must answer /apis as apidiscovery.k8s.io/v2 or with 406 (see its log)",
                 ),
                 Some(_) => check(
                     "aggregated-discovery",
