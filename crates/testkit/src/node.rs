@@ -97,12 +97,15 @@ fn tools() -> Result<(), String> {
     }
 }
 
+/// `tool` on PATH, or in /usr/sbin and /sbin (where Debian puts runc, ip and iptables, and
+/// which a user's PATH may lack).
 fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    which::which(tool).ok().or_else(|| {
+        ["/usr/sbin", "/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file())
+    })
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
