@@ -17,12 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
@@ -372,17 +370,77 @@ where
 
 /// Nodes and pods from watch-backed caches.
 ///
-/// Only what is used is kept in the caches (labels, the path annotation, addresses, the kubelet
-/// port, the pod phase): a pod object can be tens of kilobytes, and a cluster has many.
+/// Only what is used is kept, already in the form it is used in: for a node its scrape target
+/// (or why it has none) and labels, for a pod its labels and whether it is Running. A Pod
+/// object, even stripped of its spec and status, is a few kilobytes of mostly-`None` fields
+/// in k8s-openapi's structs; a cluster has tens of thousands of pods, so the cache holds
+/// compact records instead of objects (about 10x less memory per pod).
 pub struct KubeSource {
-    nodes: reflector::Store<Node>,
-    pods: reflector::Store<Pod>,
-    address: AddressConfig,
-    nodes_synced: Arc<AtomicBool>,
-    pods_synced: Arc<AtomicBool>,
+    nodes: Arc<RwLock<WatchMap<CachedNode>>>,
+    pods: Arc<RwLock<WatchMap<CachedPod>>>,
     /// Node names whose target could not be computed, reported once per change.
     reported: RwLock<HashMap<String, SourceError>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the cache keeps of a Node: its labels and where to scrape it.
+#[derive(Debug, Clone, PartialEq)]
+struct CachedNode {
+    labels: BTreeMap<String, String>,
+    /// The target without labels (they are filled in when it is handed out).
+    target: Result<NodeTarget, SourceError>,
+}
+
+/// What the cache keeps of a Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CachedPod {
+    labels: Box<[(Box<str>, Box<str>)]>,
+    running: bool,
+}
+
+/// A map fed by a watch, keyed by `name` (nodes) or `namespace/name` (pods). A relist (the
+/// watcher's `Init` .. `InitDone`) is collected aside and swapped in whole, so objects deleted
+/// while the watch was down disappear and readers never see a half-listed cache.
+#[derive(Debug)]
+struct WatchMap<V> {
+    live: HashMap<Box<str>, V>,
+    relist: Option<HashMap<Box<str>, V>>,
+    synced: bool,
+}
+
+impl<V> Default for WatchMap<V> {
+    fn default() -> Self {
+        WatchMap {
+            live: HashMap::new(),
+            relist: None,
+            synced: false,
+        }
+    }
+}
+
+impl<V> WatchMap<V> {
+    /// Applies one watch event, with the object already turned into `(key, value)`.
+    fn apply(&mut self, event: watcher::Event<(Box<str>, V)>) {
+        match event {
+            watcher::Event::Init => self.relist = Some(HashMap::new()),
+            watcher::Event::InitApply((k, v)) => {
+                self.relist.get_or_insert_with(HashMap::new).insert(k, v);
+            }
+            watcher::Event::InitDone => {
+                if let Some(mut listed) = self.relist.take() {
+                    listed.shrink_to_fit();
+                    self.live = listed;
+                }
+                self.synced = true;
+            }
+            watcher::Event::Apply((k, v)) => {
+                self.live.insert(k, v);
+            }
+            watcher::Event::Delete((k, _)) => {
+                self.live.remove(&k);
+            }
+        }
+    }
 }
 
 impl KubeSource {
@@ -393,30 +451,21 @@ impl KubeSource {
         if let Some(sel) = node_selector.filter(|s| !s.is_empty()) {
             node_config = node_config.labels(sel);
         }
-        let (nodes, node_writer) = reflector::store::<Node>();
-        let (pods, pod_writer) = reflector::store::<Pod>();
+        let nodes = Arc::new(RwLock::new(WatchMap::default()));
+        let pods = Arc::new(RwLock::new(WatchMap::default()));
         let node_stream = watcher(Api::<Node>::all(client.clone()), node_config)
             .default_backoff()
-            .modify(slim_node)
-            .reflect(node_writer);
+            .map_ok(move |e| map_event(e, |n| cached_node(&n, &address)));
         let pod_stream = watcher(Api::<Pod>::all(client), watcher::Config::default())
             .default_backoff()
-            .modify(slim_pod)
-            .reflect(pod_writer);
-        let nodes_synced = Arc::new(AtomicBool::new(false));
-        let pods_synced = Arc::new(AtomicBool::new(false));
+            .map_ok(|e| map_event(e, cached_pod));
         let tasks = vec![
-            tokio::spawn(drive(node_stream, "nodes")),
-            tokio::spawn(drive(pod_stream, "pods")),
-            tokio::spawn(mark_ready(nodes.clone(), nodes_synced.clone())),
-            tokio::spawn(mark_ready(pods.clone(), pods_synced.clone())),
+            tokio::spawn(drive(node_stream, nodes.clone(), "nodes")),
+            tokio::spawn(drive(pod_stream, pods.clone(), "pods")),
         ];
         KubeSource {
             nodes,
             pods,
-            address,
-            nodes_synced,
-            pods_synced,
             reported: RwLock::default(),
             tasks,
         }
@@ -424,7 +473,10 @@ impl KubeSource {
 
     /// Whether both caches completed their initial list.
     pub fn is_synced(&self) -> bool {
-        self.nodes_synced.load(Ordering::Acquire) && self.pods_synced.load(Ordering::Acquire)
+        fn synced<V>(map: &RwLock<WatchMap<V>>) -> bool {
+            map.read().unwrap_or_else(PoisonError::into_inner).synced
+        }
+        synced(&self.nodes) && synced(&self.pods)
     }
 }
 
@@ -436,72 +488,85 @@ impl Drop for KubeSource {
     }
 }
 
-async fn drive<S, T, E>(stream: S, what: &'static str)
+/// Turns the object of a watch event into what the cache keeps of it.
+fn map_event<K, T>(event: watcher::Event<K>, mut f: impl FnMut(K) -> T) -> watcher::Event<T> {
+    match event {
+        watcher::Event::Apply(o) => watcher::Event::Apply(f(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(f(o)),
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(f(o)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// Feeds a watch into its map; errors are logged (the watcher retries with backoff).
+async fn drive<S, V, E>(stream: S, map: Arc<RwLock<WatchMap<V>>>, what: &'static str)
 where
-    S: futures::Stream<Item = Result<T, E>> + Send,
+    S: futures::Stream<Item = Result<watcher::Event<(Box<str>, V)>, E>> + Send,
     E: std::fmt::Display,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
-        if let Err(e) = item {
-            tracing::warn!(watch = what, error = %e, "watch failed, retrying");
+        match item {
+            Ok(event) => map
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(event),
+            Err(e) => tracing::warn!(watch = what, error = %e, "watch failed, retrying"),
         }
     }
 }
 
-async fn mark_ready<K>(store: reflector::Store<K>, flag: Arc<AtomicBool>)
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    if store.wait_until_ready().await.is_ok() {
-        flag.store(true, Ordering::Release);
-    }
+fn cached_node(node: &Node, address: &AddressConfig) -> (Box<str>, CachedNode) {
+    let name: Box<str> = node.metadata.name.as_deref().unwrap_or_default().into();
+    let target = node_target(node, address).map(|mut t| {
+        t.labels = BTreeMap::new();
+        t
+    });
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    (name, CachedNode { labels, target })
 }
 
-/// Keeps only the fields the source reads.
-fn slim_node(node: &mut Node) {
-    let meta = &mut node.metadata;
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| k == RESOURCE_METRICS_PATH_ANNOTATION);
-    }
-    node.spec = None;
-    if let Some(s) = node.status.as_mut() {
-        s.images = None;
-        s.conditions = None;
-        s.capacity = None;
-        s.allocatable = None;
-        s.node_info = None;
-        s.volumes_attached = None;
-        s.volumes_in_use = None;
-        s.config = None;
-    }
+fn pod_key(namespace: &str, name: &str) -> Box<str> {
+    let mut key = String::with_capacity(namespace.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    key.into_boxed_str()
 }
 
-fn slim_pod(pod: &mut Pod) {
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.owner_references = None;
-    pod.spec = None;
-    if let Some(s) = pod.status.as_mut() {
-        *s = k8s_openapi::api::core::v1::PodStatus {
-            phase: s.phase.take(),
-            ..Default::default()
-        };
-    }
+fn cached_pod(pod: Pod) -> (Box<str>, CachedPod) {
+    let meta = pod.metadata;
+    let key = pod_key(
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    );
+    let labels = meta
+        .labels
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+        .collect();
+    let running = pod.status.and_then(|s| s.phase).as_deref() == Some("Running");
+    (key, CachedPod { labels, running })
 }
 
 impl NodeSource for KubeSource {
     fn nodes(&self) -> Vec<NodeTarget> {
         let mut out = Vec::new();
         let mut errors = HashMap::new();
-        for node in self.nodes.state() {
-            match node_target(&node, &self.address) {
-                Ok(t) => out.push(t),
-                Err(e) => {
-                    errors.insert(node.metadata.name.clone().unwrap_or_default(), e);
+        {
+            let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+            out.reserve(nodes.live.len());
+            for (name, node) in &nodes.live {
+                match &node.target {
+                    Ok(t) => out.push(NodeTarget {
+                        labels: node.labels.clone(),
+                        ..t.clone()
+                    }),
+                    Err(e) => {
+                        errors.insert(name.to_string(), e.clone());
+                    }
                 }
             }
         }
@@ -522,16 +587,26 @@ impl NodeSource for KubeSource {
 impl ObjectMetadata for KubeSource {
     fn node_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
         self.nodes
-            .get(&ObjectRef::new(name))
-            .map(|n| n.metadata.labels.clone().unwrap_or_default())
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live
+            .get(name)
+            .map(|n| n.labels.clone())
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Option<PodMeta> {
         self.pods
-            .get(&ObjectRef::new(name).within(namespace))
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live
+            .get(&*pod_key(namespace, name))
             .map(|p| PodMeta {
-                labels: p.metadata.labels.clone().unwrap_or_default(),
-                running: p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"),
+                labels: p
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                running: p.running,
             })
     }
 }
@@ -655,6 +730,85 @@ mod tests {
             node_target(&n, &cfg),
             Err(SourceError::BadPath { .. })
         ));
+    }
+
+    fn pod_object(ns: &str, name: &str, phase: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                labels: Some([("app".to_string(), name.to_string())].into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(k8s_openapi::api::core::v1::PodStatus {
+                phase: Some(phase.into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The pod cache keeps labels and phase only, follows updates and deletes, and a relist
+    /// replaces the whole map when it is done (a pod deleted while the watch was down goes).
+    #[test]
+    fn watch_map_follows_events_and_swaps_relists_whole() {
+        let mut map = WatchMap::default();
+        let ev = |e: watcher::Event<Pod>| map_event(e, cached_pod);
+        map.apply(ev(watcher::Event::Init));
+        map.apply(ev(watcher::Event::InitApply(pod_object(
+            "ns", "a", "Running",
+        ))));
+        map.apply(ev(watcher::Event::InitApply(pod_object(
+            "ns", "b", "Pending",
+        ))));
+        assert!(!map.synced, "not synced before InitDone");
+        assert!(map.live.is_empty(), "a relist is not visible half-done");
+        map.apply(ev(watcher::Event::InitDone));
+        assert!(map.synced);
+        assert_eq!(map.live.len(), 2);
+        let a = &map.live["ns/a"];
+        assert!(a.running);
+        assert_eq!(&*a.labels, &[("app".into(), "a".into())]);
+        assert!(!map.live["ns/b"].running);
+
+        map.apply(ev(watcher::Event::Apply(pod_object("ns", "b", "Running"))));
+        assert!(map.live["ns/b"].running, "an update replaces the record");
+        map.apply(ev(watcher::Event::Delete(pod_object("ns", "a", "Running"))));
+        assert!(!map.live.contains_key("ns/a"));
+
+        // The watch broke and relisted: only what the new list holds survives.
+        map.apply(ev(watcher::Event::Apply(pod_object("ns", "c", "Running"))));
+        map.apply(ev(watcher::Event::Init));
+        map.apply(ev(watcher::Event::InitApply(pod_object(
+            "ns", "c", "Running",
+        ))));
+        assert_eq!(
+            map.live.len(),
+            2,
+            "the old map serves until the relist is done"
+        );
+        map.apply(ev(watcher::Event::InitDone));
+        assert_eq!(map.live.keys().map(|k| &**k).collect::<Vec<_>>(), ["ns/c"]);
+    }
+
+    /// A node is cached as its target (or the reason it has none) plus labels.
+    #[test]
+    fn node_cache_keeps_target_or_error() {
+        let cfg = AddressConfig::default();
+        let (name, ok) = cached_node(&node(&[("InternalIP", "10.0.0.1")], None), &cfg);
+        assert_eq!(&*name, "n1");
+        assert_eq!(ok.target.as_ref().unwrap().address, "10.0.0.1");
+        assert!(
+            ok.target.as_ref().unwrap().labels.is_empty(),
+            "labels are kept once"
+        );
+        assert_eq!(ok.labels.get("zone").map(String::as_str), Some("a"));
+        let internal_only = AddressConfig {
+            preferred_types: vec![AddressType::InternalIP],
+            ..cfg
+        };
+        let (_, bad) = cached_node(&node(&[("Hostname", "h")], None), &internal_only);
+        assert!(matches!(bad.target, Err(SourceError::NoAddress { .. })));
     }
 
     struct Fixed;
