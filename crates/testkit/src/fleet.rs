@@ -105,6 +105,9 @@ pub struct FleetConfig {
     pub pods_per_node: usize,
     /// Nodes per fault mode (every mode in [`Mode::FAULTS`]), spread over the fleet.
     pub faulty_per_mode: usize,
+    /// An explicit mode for these node indices, consulted before [`FleetConfig::faulty_per_mode`]
+    /// (a benchmark that wants exactly one hung and one garbage kubelet at known places).
+    pub overrides: BTreeMap<usize, Mode>,
     pub slow_delay: Duration,
     pub huge_bytes: u64,
     /// Pod lifetime of the churning pods (one slot in ten); restarts happen every
@@ -121,6 +124,7 @@ impl FleetConfig {
             nodes,
             pods_per_node,
             faulty_per_mode: 0,
+            overrides: BTreeMap::new(),
             slow_delay: Duration::from_secs(2),
             huge_bytes: 100 * 1000 * 1000,
             churn_period: Duration::from_secs(120),
@@ -147,8 +151,12 @@ impl FleetConfig {
         }
     }
 
-    /// Fault mode of node `i`: the faulty nodes of each mode are spread evenly over the fleet.
+    /// Fault mode of node `i`: its override if it has one, else the faulty nodes of each mode
+    /// are spread evenly over the fleet.
     pub fn mode_of(&self, i: usize) -> Mode {
+        if let Some(mode) = self.overrides.get(&i) {
+            return *mode;
+        }
         let faulty = self.faulty_per_mode * Mode::FAULTS.len();
         if faulty == 0 || self.nodes == 0 {
             return Mode::Healthy;
@@ -785,5 +793,19 @@ mod tests {
         let memory = "node_memory_working_set_bytes";
         assert_eq!(sample(&b, memory).0, sample(RECORDED, memory).0);
         assert!(b.contains("\nscrape_error 0\n"));
+    }
+
+    #[test]
+    fn an_override_wins_over_the_spread_faults() {
+        let mut c = FleetConfig::new(30, 1);
+        c.faulty_per_mode = 1;
+        // Stride 30 / 7 = 4: node 0 is Slow and node 4 Hang by the spread.
+        assert_eq!((c.mode_of(0), c.mode_of(4)), (Mode::Slow, Mode::Hang));
+        c.overrides.insert(0, Mode::Garbage);
+        c.overrides.insert(10, Mode::Hang);
+        assert_eq!(c.mode_of(0), Mode::Garbage);
+        assert_eq!(c.mode_of(10), Mode::Hang);
+        assert_eq!(c.mode_of(4), Mode::Hang);
+        assert_eq!(c.mode_of(11), Mode::Healthy);
     }
 }
