@@ -778,8 +778,35 @@ fn print_table(results: &[Figures], periods: u64) {
     }
 }
 
+/// Raises this process's soft open-file limit to its hard limit (the servers inherit it): the
+/// fleet holds a listener and a relay per node and two descriptors per relayed connection,
+/// about 4 per node. The hard limit cannot be raised without CAP_SYS_RESOURCE, which the
+/// project's VMs withhold; there it is 20,000, and the first 5,000-node run stopped at it
+/// ("Too many open files").
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
+
 fn main() {
+    let open_files = raise_open_file_limit();
     let nodes = arg(1, 100);
+    if open_files < 4 * nodes as u64 + 1_000 {
+        eprintln!(
+            "warning: the open-file limit is {open_files}; {nodes} simulated nodes need about {} (4 per node); expect \"Too many open files\"",
+            4 * nodes + 1_000
+        );
+    }
     let pods = arg(2, 30);
     let periods = arg(3, 4) as u64;
     let faults = std::env::var("FAULTS").map_or(true, |v| v != "0");
