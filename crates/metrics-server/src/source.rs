@@ -372,9 +372,9 @@ where
 ///
 /// Only what is used is kept, already in the form it is used in: for a node its scrape target
 /// (or why it has none) and labels, for a pod its labels and whether it is Running. A Pod
-/// object, even stripped of its spec and status, is a few kilobytes of mostly-`None` fields
-/// in k8s-openapi's structs; a cluster has tens of thousands of pods, so the cache holds
-/// compact records instead of objects (about 10x less memory per pod).
+/// object, even stripped of its spec and status, keeps k8s-openapi's structs of mostly-`None`
+/// fields; a cluster has tens of thousands of pods, so the cache holds compact records instead
+/// of objects (about 270 B per pod measured at 30,000 pods, BENCHMARKS.md).
 pub struct KubeSource {
     nodes: Arc<RwLock<WatchMap<CachedNode>>>,
     pods: Arc<RwLock<WatchMap<CachedPod>>>,
