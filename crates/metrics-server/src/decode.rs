@@ -459,13 +459,22 @@ fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, DecodeErrorKind> {
         Some(&c) if has_class(c, METRIC_START) => {}
         Some(_) => return Err(DecodeErrorKind::MetricName),
     }
-    let name_start = i;
-    i = find_any(line, i, b'{', b' ', b'\t');
-    let name = &line[name_start..i];
-    if !all_in_class(name, METRIC_CHAR) {
-        return Err(DecodeErrorKind::MetricName);
-    }
-    let series = Series::classify(name);
+    let series = match known_series(&line[i..]) {
+        // The kubelet's own names: their bytes are valid, no class scan needed.
+        Some((series, len)) => {
+            i += len;
+            series
+        }
+        None => {
+            let name_start = i;
+            i = find_any(line, i, b'{', b' ', b'\t');
+            let name = &line[name_start..i];
+            if !all_in_class(name, METRIC_CHAR) {
+                return Err(DecodeErrorKind::MetricName);
+            }
+            Series::classify(name)
+        }
+    };
 
     let mut labels = ContainerLabels::default();
     let after_name = i;
@@ -512,6 +521,55 @@ fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, DecodeErrorKind> {
     }))
 }
 
+/// The series names the kubelet writes, by first byte; the two pod series are read and
+/// thrown away like any other, but without the class scan.
+const KNOWN_SERIES: [(&[u8], Series); 7] = [
+    (b"container_cpu_usage_seconds_total", Series::ContainerCpu),
+    (
+        b"container_memory_working_set_bytes",
+        Series::ContainerMemory,
+    ),
+    (b"container_start_time_seconds", Series::ContainerStart),
+    (b"pod_cpu_usage_seconds_total", Series::Other),
+    (b"pod_memory_working_set_bytes", Series::Other),
+    (b"node_cpu_usage_seconds_total", Series::NodeCpu),
+    (b"node_memory_working_set_bytes", Series::NodeMemory),
+];
+
+/// A known series name at the start of `rest`, ended as the general scan would end it (by
+/// `{`, a blank or the end of the line), and its length.
+fn known_series(rest: &[u8]) -> Option<(Series, usize)> {
+    let candidates = match rest.first()? {
+        b'c' => &KNOWN_SERIES[0..3],
+        b'p' => &KNOWN_SERIES[3..5],
+        b'n' => &KNOWN_SERIES[5..7],
+        _ => return None,
+    };
+    candidates.iter().find_map(|&(name, series)| {
+        let ended = matches!(rest.get(name.len()), None | Some(b'{' | b' ' | b'\t'));
+        (ended && rest.starts_with(name)).then_some((series, name.len()))
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Label {
+    Container,
+    Namespace,
+    Pod,
+    Other,
+}
+
+/// `container="`, `namespace="` or `pod="` at the start of `rest`, and its length.
+fn known_label(rest: &[u8]) -> Option<(Label, usize)> {
+    let (label, text): (Label, &[u8]) = match rest.first()? {
+        b'c' => (Label::Container, b"container=\""),
+        b'n' => (Label::Namespace, b"namespace=\""),
+        b'p' => (Label::Pod, b"pod=\""),
+        _ => return None,
+    };
+    rest.starts_with(text).then_some((label, text.len()))
+}
+
 /// Parses `name="value",...}` starting just after `{`; returns the index after `}`.
 fn parse_labels<'a>(
     line: &'a [u8],
@@ -528,20 +586,36 @@ fn parse_labels<'a>(
             None => return Err(DecodeErrorKind::UnterminatedLabelValue),
         }
         let name_start = i;
-        i = find_any(line, i, b'=', b' ', b'\t');
-        if !all_in_class(&line[name_start..i], LABEL_CHAR) {
-            return Err(DecodeErrorKind::LabelName);
-        }
-        let name = &line[name_start..i];
-        i = skip_blanks(line, i);
-        if line.get(i) != Some(&b'=') {
-            return Err(DecodeErrorKind::LabelSyntax);
-        }
-        i = skip_blanks(line, i + 1);
-        if line.get(i) != Some(&b'"') {
-            return Err(DecodeErrorKind::LabelSyntax);
-        }
-        i += 1;
+        let slot = match known_label(&line[i..]) {
+            // `container="`, `namespace="` or `pod="`: the kubelet's labels, written without
+            // blanks, so one comparison replaces the scans.
+            Some((slot, len)) => {
+                i += len;
+                slot
+            }
+            None => {
+                i = find_any(line, i, b'=', b' ', b'\t');
+                if !all_in_class(&line[name_start..i], LABEL_CHAR) {
+                    return Err(DecodeErrorKind::LabelName);
+                }
+                let slot = match &line[name_start..i] {
+                    b"container" => Label::Container,
+                    b"namespace" => Label::Namespace,
+                    b"pod" => Label::Pod,
+                    _ => Label::Other,
+                };
+                i = skip_blanks(line, i);
+                if line.get(i) != Some(&b'=') {
+                    return Err(DecodeErrorKind::LabelSyntax);
+                }
+                i = skip_blanks(line, i + 1);
+                if line.get(i) != Some(&b'"') {
+                    return Err(DecodeErrorKind::LabelSyntax);
+                }
+                i += 1;
+                slot
+            }
+        };
         let value_start = i;
         let mut escaped = false;
         loop {
@@ -563,11 +637,11 @@ fn parse_labels<'a>(
         };
         i += 1;
         if capture {
-            match name {
-                b"container" => labels.container = Some(raw),
-                b"namespace" => labels.namespace = Some(raw),
-                b"pod" => labels.pod = Some(raw),
-                _ => {}
+            match slot {
+                Label::Container => labels.container = Some(raw),
+                Label::Namespace => labels.namespace = Some(raw),
+                Label::Pod => labels.pod = Some(raw),
+                Label::Other => {}
             }
         }
         i = skip_blanks(line, i);
@@ -1257,6 +1331,34 @@ scrape_error 0
             "container_memory_working_set_bytes{namespace=\"n\",container=\"c\",pod=\"p\"} 10 5\n",
         ));
         assert_eq!(only_container(&b, "n", "p").memory.bytes, 10);
+    }
+
+    #[test]
+    fn near_misses_of_known_names_take_the_general_path() {
+        let b = dec(concat!(
+            // A longer name that starts with a known one is another series.
+            "container_cpu_usage_seconds_totalx{container=\"c\",namespace=\"n\",pod=\"p\"} 9 5\n",
+            "node_cpu_usage_seconds_total_2 9 5\n",
+            // Label names that start like the known ones, and known ones written with blanks.
+            "container_cpu_usage_seconds_total{containers=\"x\",container =\"c\",namespace= \"n\",pods=\"y\",pod=\"p\"} 1 5\n",
+            "container_memory_working_set_bytes{namespace=\"n\",container=\"c\",pod=\"p\"} 10 5\n",
+            "node_cpu_usage_seconds_total\t2 5\n",
+            "node_memory_working_set_bytes 3 5\n",
+        ));
+        let c = only_container(&b, "n", "p");
+        assert_eq!(
+            (c.name, c.cpu.core_ns, c.memory.bytes),
+            ("c", 1_000_000_000, 10)
+        );
+        let node = b.node.expect("node point");
+        assert_eq!(node.cpu.core_ns, 2_000_000_000);
+        for bad in [
+            "container_cpu_usage_seconds_total{container=\"c\"\n",
+            "pod_cpu_usage_seconds_total{pod=\"p\"",
+            "node_cpu_usage_seconds_total{} 1 x\n",
+        ] {
+            assert!(decode(bad.as_bytes(), t(1)).is_err(), "{bad:?} must fail");
+        }
     }
 
     #[test]
