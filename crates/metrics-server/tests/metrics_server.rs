@@ -790,3 +790,53 @@ async fn nodes_from_the_api_are_scraped_and_served() {
     assert_eq!(items[0]["metadata"]["labels"]["app"], "etcd");
     server.shutdown().await;
 }
+
+/// A waker that counts its clones (its `Arc`) and wakes a `Notify`.
+struct CountedWaker(tokio::sync::Notify);
+
+impl std::task::Wake for CountedWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+}
+
+/// An idle pooled connection must not keep the waker of the request that last read from it:
+/// that waker pins the finished scrape task's whole allocation until the next cycle (about
+/// 12.8 MiB at 1,000 nodes before the fix, heaptrack). The request is polled by hand with a
+/// waker whose clones are counted: once the response is in and the connection is pooled, no
+/// clone may be left anywhere (the socket's readiness slot was the one that stayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_holds_no_waker_of_the_request_that_used_it() {
+    let s = setup();
+    let k = kubelet("node-a", Behavior::Healthy, s.ca.server_config()).await;
+    let client = kaddons_metrics_server::scrape::KubeletClient::new(&config(&s.ca_file)).unwrap();
+    let t = target("node-a", k.addr);
+    for round in 0..2 {
+        let counted = Arc::new(CountedWaker(tokio::sync::Notify::new()));
+        let waker = std::task::Waker::from(counted.clone());
+        let body = {
+            use std::future::Future as _;
+            let mut get = std::pin::pin!(client.get(&t, None));
+            loop {
+                let mut cx = std::task::Context::from_waker(&waker);
+                match get.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(r) => break r.expect("the kubelet answers"),
+                    std::task::Poll::Pending => counted.0.notified().await,
+                }
+            }
+        };
+        assert!(!body.is_empty());
+        drop(waker);
+        assert_eq!(client.pooled_connections(), 1, "round {round}: kept alive");
+        assert_eq!(
+            Arc::strong_count(&counted),
+            1,
+            "round {round}: something still holds the request's waker"
+        );
+    }
+    assert_eq!(
+        k.connections.load(Ordering::SeqCst),
+        1,
+        "the connection was reused"
+    );
+}

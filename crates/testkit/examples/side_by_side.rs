@@ -43,7 +43,8 @@
 //! named by `SIDE_BY_SIDE_JSON` when set. Needs root (network namespace), wrk, curl, and the
 //! Go-built Kubernetes and upstream binaries (cached by the test kit). Ours is the release
 //! build beside this example, or `KADDONS_METRICS_SERVER_BIN`; the measured process must be the
-//! server itself (a warning says when `/proc/PID/exe` is a wrapper's).
+//! server itself (a warning says when `/proc/PID/exe` is a wrapper's). `ONLY=upstream` or
+//! `ONLY=builtin` runs one server, for development runs.
 //! scripts/bench-side-by-side.sh runs the sizes of BENCHMARKS.md. Every address used is on
 //! loopback or the namespace's veth pair.
 
@@ -779,10 +780,11 @@ fn print_table(results: &[Figures], periods: u64) {
 }
 
 /// Raises this process's soft open-file limit to its hard limit (the servers inherit it): the
-/// fleet holds a listener and a relay per node and two descriptors per relayed connection,
-/// about 4 per node. The hard limit cannot be raised without CAP_SYS_RESOURCE, which the
-/// project's VMs withhold; there it is 20,000, and the first 5,000-node run stopped at it
-/// ("Too many open files").
+/// fleet holds a listener per node and one descriptor per open connection, about 2 per node.
+/// The hard limit cannot be raised without CAP_SYS_RESOURCE, which the project's VMs
+/// withhold; there it is 20,000. The first 5,000-node run stopped at it ("Too many open
+/// files") when a TCP relay per node doubled that; the fleet now listens on the namespace's
+/// address itself.
 fn raise_open_file_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -801,10 +803,10 @@ fn raise_open_file_limit() -> u64 {
 fn main() {
     let open_files = raise_open_file_limit();
     let nodes = arg(1, 100);
-    if open_files < 4 * nodes as u64 + 1_000 {
+    if open_files < 2 * nodes as u64 + 1_000 {
         eprintln!(
-            "warning: the open-file limit is {open_files}; {nodes} simulated nodes need about {} (4 per node); expect \"Too many open files\"",
-            4 * nodes + 1_000
+            "warning: the open-file limit is {open_files}; {nodes} simulated nodes need about {} (2 per node); expect \"Too many open files\"",
+            2 * nodes + 1_000
         );
     }
     let pods = arg(2, 30);
@@ -857,8 +859,11 @@ fn main() {
         kubelets.pods.len(),
         2.0 * kubelets.pods.len() as f64 / pods_s,
     );
+    // ONLY=upstream or ONLY=builtin runs one server (development runs); the table needs both.
+    let only = std::env::var("ONLY").ok();
     let results: Vec<Figures> = Implementation::ALL
         .into_iter()
+        .filter(|i| only.as_deref().is_none_or(|o| o == i.as_str()))
         .map(|i| run(&cp, &kubeconfig, i, &kubelets, &token, periods, wrk_secs))
         .collect();
     println!(

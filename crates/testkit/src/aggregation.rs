@@ -8,14 +8,13 @@
 //! kubelets on 127.0.0.1. The simulated kubelets therefore run inside a network namespace the
 //! harness creates (`kaddons-<pid>-<n>`), reachable from the host only through a veth pair with
 //! private addresses (10.251.X.1 host side, 10.251.X.2 inside). The fleet simulator binds
-//! 127.0.0.1 (of the namespace); a small TCP relay on 10.251.X.2 forwards each node's port to
-//! it. No traffic leaves the host: the only addresses used are 127.0.0.0/8 and that veth pair.
+//! 10.251.X.2 directly, one port per node. No traffic leaves the host: the only addresses used are 127.0.0.0/8 and that veth pair.
 //!
 //! Everything created is removed on drop (also after a failed test); namespaces left by dead
 //! test processes are removed when the next one is created.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -203,8 +202,8 @@ pub struct SimPod {
     pub phase: Phase,
 }
 
-/// The fleet simulator running in a namespace of its own, with a relay per node on the
-/// namespace's veth address. Stops (and removes the namespace) on drop.
+/// The fleet simulator running in a namespace of its own, listening on the namespace's veth
+/// address. Stops (and removes the namespace) on drop.
 pub struct Kubelets {
     pub nodes: Vec<Kubelet>,
     pub pods: Vec<SimPod>,
@@ -275,7 +274,7 @@ fn enter_netns(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the fleet (on the namespace's 127.0.0.1) and one relay per node on `ns_ip`, on a
+/// Runs the fleet on `ns_ip` (the namespace's veth address), on a
 /// current-thread runtime so that every socket is made by this (namespaced) thread.
 fn serve_in_netns(
     config: FleetConfig,
@@ -294,32 +293,23 @@ fn serve_in_netns(
         }
     };
     rt.block_on(async move {
-        let fleet = match fleet::start(config).await {
+        let fleet = match fleet::start_on(config, IpAddr::V4(ns_ip)).await {
             Ok(f) => f,
             Err(e) => {
-                let _ = tx.send(Err(format!("starting the fleet: {e}")));
+                let _ = tx.send(Err(format!("starting the fleet on {ns_ip}: {e}")));
                 return;
             }
         };
-        let mut nodes = Vec::new();
-        for n in &fleet.nodes {
-            let listener =
-                match tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ns_ip), 0)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("binding {ns_ip}:0: {e}")));
-                        return;
-                    }
-                };
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-            tokio::spawn(relay(listener, n.addr));
-            nodes.push(Kubelet {
+        let nodes: Vec<Kubelet> = fleet
+            .nodes
+            .iter()
+            .map(|n| Kubelet {
                 name: n.name.clone(),
                 ip: ns_ip,
-                port,
+                port: n.addr.port(),
                 mode: n.mode,
-            });
-        }
+            })
+            .collect();
         let _ = tx.send(Ok(nodes));
         while !stop.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -327,16 +317,6 @@ fn serve_in_netns(
         drop(fleet);
     });
     rt.shutdown_timeout(Duration::from_millis(100));
-}
-
-async fn relay(listener: tokio::net::TcpListener, to: SocketAddr) {
-    while let Ok((mut client, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-        });
-    }
 }
 
 /// The pods the fleet serves, read from its model (names are stable with [`STABLE_CHURN`]),
