@@ -876,6 +876,42 @@ fn both_servers_answer_the_same_for_the_same_kubelets() {
             ));
         }
     }
+    // A listed pod that stops running (its status patched to Succeeded, as its kubelet would)
+    // leaves both servers' answers while its kubelet still reports it: both watch Running pods
+    // only (upstream: a metadata informer with status.phase=Running; kaddons the same), so the
+    // change reaches them as a deletion.
+    let finished = c
+        .kubelets
+        .pods
+        .iter()
+        .find(|p| {
+            p.phase == Phase::Running
+                && p.node != replayed.name
+                && up_pods.contains_key(&format!("{}/{}", p.namespace, p.name))
+                && our_pods.contains_key(&format!("{}/{}", p.namespace, p.name))
+        })
+        .expect("a Running pod both servers list")
+        .clone();
+    let finished_key = format!("{}/{}", finished.namespace, finished.name);
+    aggregation::set_pod_status(
+        cp,
+        &SimPod {
+            phase: Phase::Succeeded,
+            ..finished.clone()
+        },
+    );
+    for s in [&upstream, &builtin] {
+        let gone = within(Duration::from_secs(30), || {
+            direct(s, &format!("{base}/pods"))
+                .is_some_and(|list| !points(&list, true).contains_key(&finished_key))
+        });
+        assert!(
+            gone,
+            "{} still lists {finished_key} 30 s after it Succeeded",
+            s.implementation.as_str()
+        );
+    }
+
     let (known, unknown): (Vec<&String>, Vec<&String>) = found
         .iter()
         .partition(|f| KNOWN_DEVIATIONS.iter().any(|k| f.contains(k)));

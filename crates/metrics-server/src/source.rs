@@ -21,6 +21,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::core::PartialObjectMeta;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
@@ -371,10 +372,12 @@ where
 /// Nodes and pods from watch-backed caches.
 ///
 /// Only what is used is kept, already in the form it is used in: for a node its scrape target
-/// (or why it has none) and labels, for a pod its labels and whether it is Running. A Pod
-/// object, even stripped of its spec and status, keeps k8s-openapi's structs of mostly-`None`
-/// fields; a cluster has tens of thousands of pods, so the cache holds compact records instead
-/// of objects (about 270 B per pod measured at 30,000 pods, BENCHMARKS.md).
+/// (or why it has none) and labels, for a pod its labels. Pods are watched as upstream's
+/// metrics-server watches them: metadata only (`PartialObjectMetadata`, no spec or status on
+/// the wire or in memory) and only Running ones (field selector `status.phase=Running`; a pod
+/// that stops running leaves the watch as a deletion). A Pod object, even stripped of its spec
+/// and status, keeps k8s-openapi's structs of mostly-`None` fields; a cluster has tens of
+/// thousands of pods, so the cache holds compact records instead of objects.
 pub struct KubeSource {
     nodes: Arc<RwLock<WatchMap<CachedNode>>>,
     pods: Arc<RwLock<WatchMap<CachedPod>>>,
@@ -391,12 +394,14 @@ struct CachedNode {
     target: Result<NodeTarget, SourceError>,
 }
 
-/// What the cache keeps of a Pod.
+/// What the cache keeps of a Running pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CachedPod {
     labels: Box<[(Box<str>, Box<str>)]>,
-    running: bool,
 }
+
+/// The pod watch's field selector, as upstream's (`runningPodMetadataInformer`).
+const RUNNING_PODS: &str = "status.phase=Running";
 
 /// A map fed by a watch, keyed by `name` (nodes) or `namespace/name` (pods). A relist (the
 /// watcher's `Init` .. `InitDone`) is collected aside and swapped in whole, so objects deleted
@@ -456,9 +461,13 @@ impl KubeSource {
         let node_stream = watcher(Api::<Node>::all(client.clone()), node_config)
             .default_backoff()
             .map_ok(move |e| map_event(e, |n| cached_node(&n, &address)));
-        let pod_stream = watcher(Api::<Pod>::all(client), watcher::Config::default())
-            .default_backoff()
-            .map_ok(|e| map_event(e, cached_pod));
+        // `Api<PartialObjectMeta<_>>` asks for metadata-only lists and watches.
+        let pod_stream = watcher(
+            Api::<PartialObjectMeta<Pod>>::all(client),
+            watcher::Config::default().fields(RUNNING_PODS),
+        )
+        .default_backoff()
+        .map_ok(|e| map_event(e, cached_pod));
         let tasks = vec![
             tokio::spawn(drive(node_stream, nodes.clone(), "nodes")),
             tokio::spawn(drive(pod_stream, pods.clone(), "pods")),
@@ -535,7 +544,7 @@ fn pod_key(namespace: &str, name: &str) -> Box<str> {
     key.into_boxed_str()
 }
 
-fn cached_pod(pod: Pod) -> (Box<str>, CachedPod) {
+fn cached_pod(pod: PartialObjectMeta<Pod>) -> (Box<str>, CachedPod) {
     let meta = pod.metadata;
     let key = pod_key(
         meta.namespace.as_deref().unwrap_or_default(),
@@ -547,8 +556,7 @@ fn cached_pod(pod: Pod) -> (Box<str>, CachedPod) {
         .into_iter()
         .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
         .collect();
-    let running = pod.status.and_then(|s| s.phase).as_deref() == Some("Running");
-    (key, CachedPod { labels, running })
+    (key, CachedPod { labels })
 }
 
 impl NodeSource for KubeSource {
@@ -606,7 +614,8 @@ impl ObjectMetadata for KubeSource {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                running: p.running,
+                // Only Running pods are watched.
+                running: true,
             })
     }
 }
@@ -732,56 +741,48 @@ mod tests {
         ));
     }
 
-    fn pod_object(ns: &str, name: &str, phase: &str) -> Pod {
-        Pod {
+    fn pod_object(ns: &str, name: &str, app: &str) -> PartialObjectMeta<Pod> {
+        PartialObjectMeta {
+            types: None,
             metadata: ObjectMeta {
                 namespace: Some(ns.into()),
                 name: Some(name.into()),
-                labels: Some([("app".to_string(), name.to_string())].into()),
+                labels: Some([("app".to_string(), app.to_string())].into()),
                 ..Default::default()
             },
-            spec: None,
-            status: Some(k8s_openapi::api::core::v1::PodStatus {
-                phase: Some(phase.into()),
-                ..Default::default()
-            }),
+            _phantom: std::marker::PhantomData,
         }
     }
 
-    /// The pod cache keeps labels and phase only, follows updates and deletes, and a relist
-    /// replaces the whole map when it is done (a pod deleted while the watch was down goes).
+    /// The pod cache keeps labels only, follows updates and deletes, and a relist replaces the
+    /// whole map when it is done (a pod deleted while the watch was down goes).
     #[test]
     fn watch_map_follows_events_and_swaps_relists_whole() {
         let mut map = WatchMap::default();
-        let ev = |e: watcher::Event<Pod>| map_event(e, cached_pod);
+        let ev = |e: watcher::Event<PartialObjectMeta<Pod>>| map_event(e, cached_pod);
         map.apply(ev(watcher::Event::Init));
-        map.apply(ev(watcher::Event::InitApply(pod_object(
-            "ns", "a", "Running",
-        ))));
-        map.apply(ev(watcher::Event::InitApply(pod_object(
-            "ns", "b", "Pending",
-        ))));
+        map.apply(ev(watcher::Event::InitApply(pod_object("ns", "a", "a"))));
+        map.apply(ev(watcher::Event::InitApply(pod_object("ns", "b", "b"))));
         assert!(!map.synced, "not synced before InitDone");
         assert!(map.live.is_empty(), "a relist is not visible half-done");
         map.apply(ev(watcher::Event::InitDone));
         assert!(map.synced);
         assert_eq!(map.live.len(), 2);
-        let a = &map.live["ns/a"];
-        assert!(a.running);
-        assert_eq!(&*a.labels, &[("app".into(), "a".into())]);
-        assert!(!map.live["ns/b"].running);
+        assert_eq!(&*map.live["ns/a"].labels, &[("app".into(), "a".into())]);
 
-        map.apply(ev(watcher::Event::Apply(pod_object("ns", "b", "Running"))));
-        assert!(map.live["ns/b"].running, "an update replaces the record");
-        map.apply(ev(watcher::Event::Delete(pod_object("ns", "a", "Running"))));
+        map.apply(ev(watcher::Event::Apply(pod_object("ns", "b", "b2"))));
+        assert_eq!(
+            &*map.live["ns/b"].labels,
+            &[("app".into(), "b2".into())],
+            "an update replaces the record"
+        );
+        map.apply(ev(watcher::Event::Delete(pod_object("ns", "a", "a"))));
         assert!(!map.live.contains_key("ns/a"));
 
         // The watch broke and relisted: only what the new list holds survives.
-        map.apply(ev(watcher::Event::Apply(pod_object("ns", "c", "Running"))));
+        map.apply(ev(watcher::Event::Apply(pod_object("ns", "c", "c"))));
         map.apply(ev(watcher::Event::Init));
-        map.apply(ev(watcher::Event::InitApply(pod_object(
-            "ns", "c", "Running",
-        ))));
+        map.apply(ev(watcher::Event::InitApply(pod_object("ns", "c", "c"))));
         assert_eq!(
             map.live.len(),
             2,
