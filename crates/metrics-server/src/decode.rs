@@ -235,7 +235,9 @@ pub fn decode(input: &[u8], request_time: SystemTime) -> Result<MetricsBatch, De
     let mut line_no = 0usize;
     while !rest.is_empty() {
         line_no += 1;
-        let (line, next) = match find_newline(rest) {
+        // memchr's vector search: lines are ~120 bytes, and a word-at-a-time search here was
+        // 19% of the decode time.
+        let (line, next) = match memchr::memchr(b'\n', rest) {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
@@ -259,29 +261,6 @@ pub fn decode(input: &[u8], request_time: SystemTime) -> Result<MetricsBatch, De
 /// Converts a sample time to `SystemTime`.
 pub fn ms_to_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// Word-at-a-time newline search: lines are ~120 bytes, so scanning 8 bytes per step is a
-/// measurable share of the decode time.
-fn find_newline(s: &[u8]) -> Option<usize> {
-    const NL: u64 = LO * b'\n' as u64;
-    let mut i = 0;
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ NL;
-        let found = zero_bytes(x);
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| i + p)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -547,7 +526,8 @@ fn known_series(rest: &[u8]) -> Option<(Series, usize)> {
     };
     candidates.iter().find_map(|&(name, series)| {
         let ended = matches!(rest.get(name.len()), None | Some(b'{' | b' ' | b'\t'));
-        (ended && rest.starts_with(name)).then_some((series, name.len()))
+        (ended && rest.get(..name.len()).is_some_and(|r| bytes_eq(r, name)))
+            .then_some((series, name.len()))
     })
 }
 
@@ -567,7 +547,33 @@ fn known_label(rest: &[u8]) -> Option<(Label, usize)> {
         b'p' => (Label::Pod, b"pod=\""),
         _ => return None,
     };
-    rest.starts_with(text).then_some((label, text.len()))
+    rest.get(..text.len())
+        .is_some_and(|r| bytes_eq(r, text))
+        .then_some((label, text.len()))
+}
+
+/// Equality of two short byte strings, eight bytes a step and inlined: names and label
+/// values are 3 to 40 bytes, where a call to libc's memcmp cost 10% of the decode time.
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut x).zip(&mut y) {
+        let mut w = [0u8; 8];
+        let mut v = [0u8; 8];
+        w.copy_from_slice(p);
+        v.copy_from_slice(q);
+        if u64::from_le_bytes(w) != u64::from_le_bytes(v) {
+            return false;
+        }
+    }
+    x.remainder()
+        .iter()
+        .zip(y.remainder())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 /// Parses `name="value",...}` starting just after `{`; returns the index after `}`.
@@ -619,7 +625,9 @@ fn parse_labels<'a>(
         let value_start = i;
         let mut escaped = false;
         loop {
-            i = find_any(line, i, b'"', b'\\', b'"');
+            // memchr's vector search (16 or 32 bytes a step): label values are the longest
+            // tokens of a line, and this scan was 18% of the decode time at 8 bytes a step.
+            i = memchr::memchr2(b'"', b'\\', &line[i..]).map_or(line.len(), |p| i + p);
             match line.get(i) {
                 Some(b'"') => break,
                 Some(_) => {
@@ -825,9 +833,10 @@ struct Accumulator<'a> {
     request_ms: u64,
     node_cpu: Option<CpuSample>,
     node_memory: Option<MemorySample>,
-    /// Keyed with std's randomly seeded SipHash on purpose: pod names are user-controlled,
-    /// and a predictable hash would let crafted names turn grouping quadratic.
-    index: HashMap<PodKey<'a>, u32>,
+    /// Keyed with a randomly seeded hash on purpose (foldhash's `RandomState`: a per-process
+    /// and per-map seed): pod names are user-controlled, and a predictable hash would let
+    /// crafted names turn grouping quadratic. std's SipHash was 8% of the decode time.
+    index: HashMap<PodKey<'a>, u32, foldhash::fast::RandomState>,
     pods: Vec<PodBuild<'a>>,
     containers: Vec<ContainerBuild<'a>>,
     /// The container expected next: the kubelet lists every container series in the same
@@ -846,7 +855,7 @@ impl<'a> Accumulator<'a> {
             request_ms,
             node_cpu: None,
             node_memory: None,
-            index: HashMap::with_capacity(guess),
+            index: HashMap::with_capacity_and_hasher(guess, Default::default()),
             pods: Vec::with_capacity(guess),
             containers: Vec::with_capacity(guess),
             cursor: 0,
@@ -917,7 +926,10 @@ impl<'a> Accumulator<'a> {
         let pod = pod.unescape();
         if let Some(c) = self.containers.get(self.cursor) {
             let p = &self.pods[c.pod as usize];
-            if c.name == container && p.name == pod && p.namespace == namespace {
+            if bytes_eq(&c.name, &container)
+                && bytes_eq(&p.name, &pod)
+                && bytes_eq(&p.namespace, &namespace)
+            {
                 let hit = self.cursor;
                 self.cursor += 1;
                 return self.containers.get_mut(hit);
@@ -1470,26 +1482,25 @@ scrape_error 0
         assert_eq!((err.line, err.kind), (1, DecodeErrorKind::InvalidUtf8));
     }
 
-    #[test]
-    fn newline_search_matches_naive() {
-        let hay: Vec<u8> = (0..200u32)
-            .map(|i| {
-                if i % 37 == 36 {
-                    b'\n'
-                } else {
-                    b'a' + (i % 26) as u8
-                }
-            })
-            .collect();
-        for start in 0..hay.len() {
-            let s = &hay[start..];
-            assert_eq!(
-                find_newline(s),
-                s.iter().position(|&b| b == b'\n'),
-                "at {start}"
-            );
+    proptest! {
+        /// The inlined comparison agrees with `==` for every length and every differing byte.
+        #[test]
+        fn bytes_eq_matches_slice_equality(
+            a in proptest::collection::vec(any::<u8>(), 0..40),
+            flip in any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+            extra in any::<bool>(),
+        ) {
+            prop_assert!(bytes_eq(&a, &a.clone()));
+            let mut b = a.clone();
+            if extra {
+                b.push(0);
+            } else if !b.is_empty() {
+                let i = flip.index(b.len());
+                b[i] ^= 1 << bit;
+            }
+            prop_assert_eq!(bytes_eq(&a, &b), a == b);
         }
-        assert_eq!(find_newline(&[0x8a; 20]), None);
     }
 
     #[test]
