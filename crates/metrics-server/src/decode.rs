@@ -627,7 +627,12 @@ fn parse_labels<'a>(
         loop {
             // memchr's vector search (16 or 32 bytes a step): label values are the longest
             // tokens of a line, and this scan was 18% of the decode time at 8 bytes a step.
-            i = memchr::memchr2(b'"', b'\\', &line[i..]).map_or(line.len(), |p| i + p);
+            // After a trailing backslash `i` is past the end: `get` gives None, and so the
+            // value is unterminated.
+            i = line
+                .get(i..)
+                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                .map_or(line.len(), |p| i + p);
             match line.get(i) {
                 Some(b'"') => break,
                 Some(_) => {
