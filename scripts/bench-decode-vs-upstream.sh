@@ -22,7 +22,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # to 2x over minutes, and a ratio of figures taken minutes apart would measure the drift.
 # Each round: one Go run of each benchmark, then criterion's estimate of each of ours; the
 # ratios are taken per round and their median reported.
-cargo bench --locked -p kaddons-metrics-server --bench fetch --bench decode --no-run 2>/dev/null
+cargo bench --locked -p kaddons-metrics-server --bench fetch --bench decode --no-run
 # Median of numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # criterion's middle estimate for bench $1 in output $2, in ns.

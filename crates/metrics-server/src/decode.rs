@@ -275,14 +275,10 @@ enum Series {
 
 impl Series {
     fn classify(name: &[u8]) -> Series {
-        match name {
-            b"node_cpu_usage_seconds_total" => Series::NodeCpu,
-            b"node_memory_working_set_bytes" => Series::NodeMemory,
-            b"container_cpu_usage_seconds_total" => Series::ContainerCpu,
-            b"container_memory_working_set_bytes" => Series::ContainerMemory,
-            b"container_start_time_seconds" => Series::ContainerStart,
-            _ => Series::Other,
-        }
+        KNOWN_SERIES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map_or(Series::Other, |&(_, series)| series)
     }
 
     fn is_container(self) -> bool {
@@ -539,17 +535,35 @@ enum Label {
     Other,
 }
 
-/// `container="`, `namespace="` or `pod="` at the start of `rest`, and its length.
+impl Label {
+    fn classify(name: &[u8]) -> Label {
+        KNOWN_LABELS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map_or(Label::Other, |&(_, label)| label)
+    }
+}
+
+/// The labels that identify a container.
+const KNOWN_LABELS: [(&[u8], Label); 3] = [
+    (b"container", Label::Container),
+    (b"namespace", Label::Namespace),
+    (b"pod", Label::Pod),
+];
+
+/// `container="`, `namespace="` or `pod="` (no blanks, as the kubelet writes them) at the
+/// start of `rest`, and the length up to the value.
 fn known_label(rest: &[u8]) -> Option<(Label, usize)> {
-    let (label, text): (Label, &[u8]) = match rest.first()? {
-        b'c' => (Label::Container, b"container=\""),
-        b'n' => (Label::Namespace, b"namespace=\""),
-        b'p' => (Label::Pod, b"pod=\""),
+    let (name, label) = match rest.first()? {
+        b'c' => KNOWN_LABELS[0],
+        b'n' => KNOWN_LABELS[1],
+        b'p' => KNOWN_LABELS[2],
         _ => return None,
     };
-    rest.get(..text.len())
-        .is_some_and(|r| bytes_eq(r, text))
-        .then_some((label, text.len()))
+    let len = name.len() + 2;
+    let matched = rest.get(..name.len()).is_some_and(|r| bytes_eq(r, name))
+        && rest.get(name.len()..len) == Some(b"=\"".as_slice());
+    matched.then_some((label, len))
 }
 
 /// Equality of two short byte strings, eight bytes a step and inlined: names and label
@@ -604,12 +618,7 @@ fn parse_labels<'a>(
                 if !all_in_class(&line[name_start..i], LABEL_CHAR) {
                     return Err(DecodeErrorKind::LabelName);
                 }
-                let slot = match &line[name_start..i] {
-                    b"container" => Label::Container,
-                    b"namespace" => Label::Namespace,
-                    b"pod" => Label::Pod,
-                    _ => Label::Other,
-                };
+                let slot = Label::classify(&line[name_start..i]);
                 i = skip_blanks(line, i);
                 if line.get(i) != Some(&b'=') {
                     return Err(DecodeErrorKind::LabelSyntax);

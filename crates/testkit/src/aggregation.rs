@@ -8,7 +8,8 @@
 //! kubelets on 127.0.0.1. The simulated kubelets therefore run inside a network namespace the
 //! harness creates (`kaddons-<pid>-<n>`), reachable from the host only through a veth pair with
 //! private addresses (10.251.X.1 host side, 10.251.X.2 inside). The fleet simulator binds
-//! 10.251.X.2 directly, one port per node. No traffic leaves the host: the only addresses used are 127.0.0.0/8 and that veth pair.
+//! 10.251.X.2 directly, one port per node. No traffic leaves the host: the only addresses used
+//! are 127.0.0.0/8 and that veth pair.
 //!
 //! Everything created is removed on drop (also after a failed test); namespaces left by dead
 //! test processes are removed when the next one is created.
