@@ -857,7 +857,10 @@ impl Scraper {
                     let this = self.clone();
                     let token = token.clone();
                     let targets = targets.clone();
-                    tasks.spawn(async move {
+                    // Boxed first: tokio moves an unboxed future of this size (12.8 KiB, under
+                    // its 16 KiB boxing threshold) by value several times while spawning it,
+                    // and those copies were about 3% of the scraper's CPU at 1,000 nodes (perf).
+                    tasks.spawn(Box::pin(async move {
                         let _permit = permit;
                         let target = &targets[i];
                         let timeout = this.inner.config.request_timeout;
@@ -876,7 +879,7 @@ impl Scraper {
                         // The cycle deadline ending a request under way is that node timing out.
                         .unwrap_or(Err(FetchError::Timeout(timeout)));
                         (i, result, started.elapsed())
-                    });
+                    }));
                 },
                 else => break,
             }
