@@ -15,13 +15,21 @@
 //! turns both off. A ServiceAccount `bench-reader` bound to `system:aggregated-metrics-reader`
 //! gives wrk a bearer token.
 //!
-//! Then for each server, one after the other, the same steps:
+//! Then for each server, one after the other, the same steps (`ROUNDS=n`: n runs of each,
+//! alternating upstream, kaddons, kaddons, upstream, ...; the table then has a row per run, a
+//! row per server pooling its runs (the median of all their periods' CPU and RSS, the worst
+//! run's oldest point and VmHWM, the median of the rest), and the ratios of the pooled rows):
 //! - first complete answer: seconds from the process start until a node listing (GET
 //!   `/apis/metrics.k8s.io/v1beta1/nodes` to the server directly, curl with the admin client
 //!   certificate, every 250 ms) names every healthy node;
+//! - before the start, a wait (at most 2 minutes) for a quiet machine: under 0.15 cores busy
+//!   over 5 s (`/proc/stat`), since the previous run's load leaves kube-apiserver busy for a
+//!   while;
 //! - one more 15 s period to settle, then PERIODS periods of 15 s: CPU is utime+stime of
-//!   `/proc/PID/stat` per period (median, and that divided by NODES), RSS is VmRSS at the end
-//!   of each period (median, and per node);
+//!   `/proc/PID/stat` per period (median, and that divided by NODES), beside the rest of the
+//!   machine's busy time and the hypervisor's steal in the same periods (`/proc/stat`; the
+//!   fleet and kube-apiserver answer the server, so the rest is never zero); RSS is VmRSS at
+//!   the end of each period (median, and per node);
 //! - scrape cycle wall time: mean over those periods of the server's own cycle histogram on its
 //!   `/metrics` (delta of `_sum` / delta of `_count`; upstream's
 //!   `metrics_server_manager_tick_duration_seconds`, ours
@@ -76,6 +84,39 @@ fn arg(i: usize, default: usize) -> usize {
                 .unwrap_or_else(|_| panic!("argument {i}: a number, not {a:?}"))
         })
         .unwrap_or(default)
+}
+
+/// Clock ticks the whole machine spent busy (user, nice, system, irq, softirq; `/proc/stat`),
+/// and those stolen by the hypervisor.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
+}
+
+/// Waits (at most 2 minutes) until the machine is quiet: under 0.15 cores busy over 5 s. The
+/// previous server's run leaves kube-apiserver busy for a while after its wrk load, and CPU
+/// time measured beside a busy sibling vCPU reads higher. Returns the seconds waited and the
+/// last 5 s window's busy cores.
+fn wait_until_quiet(ticks_per_s: f64) -> (f64, f64) {
+    let started = Instant::now();
+    loop {
+        let (before, _) = machine_ticks();
+        std::thread::sleep(Duration::from_secs(5));
+        let (after, _) = machine_ticks();
+        let busy = (after - before) as f64 / ticks_per_s / 5.0;
+        if busy < 0.15 || started.elapsed() > Duration::from_secs(120) {
+            return (started.elapsed().as_secs_f64(), busy);
+        }
+    }
 }
 
 /// (VmRSS, VmHWM) in KiB and utime+stime in clock ticks of `pid`.
@@ -136,9 +177,15 @@ fn name_of(item: &serde_json::Value) -> &str {
     item["metadata"]["name"].as_str().unwrap_or("")
 }
 
+/// The median; of an even count, the mean of the two middle values (NaN when empty).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp (`2026-12-03T13:00:00Z`).
@@ -453,8 +500,11 @@ subjects:
 // ---------------------------------------------------------------------------------------------
 
 /// Everything measured of one server.
+#[derive(Clone)]
 struct Figures {
     implementation: Implementation,
+    /// Which run of this server (1-based; `ROUNDS`), 0 for figures pooled over runs.
+    run: usize,
     nodes: usize,
     healthy: usize,
     nodes_listed: usize,
@@ -466,6 +516,11 @@ struct Figures {
     /// (mean, smallest bucket bound holding every cycle), seconds.
     cycle: Option<(f64, f64)>,
     cpu_cores: Vec<f64>,
+    /// Cores busy with anything but the server during each period, and stolen cores.
+    others_cores: Vec<f64>,
+    steal_cores: Vec<f64>,
+    /// Seconds waited for a quiet machine before the start, and its busy cores then.
+    quiet_wait: (f64, f64),
     rss_kib: Vec<f64>,
     hwm_before_load_kib: u64,
     hwm_kib: u64,
@@ -495,6 +550,59 @@ impl Figures {
         }
     }
 
+    /// The figures of several runs of one server as one: every 15 s period's CPU and RSS
+    /// together (their medians are the pooled medians); the worst run's oldest point, VmHWM and
+    /// cycle bucket; the median of each other figure. `None` without runs.
+    fn pooled(runs: &[&Figures]) -> Option<Figures> {
+        let first = *runs.first()?;
+        let med = |f: &dyn Fn(&Figures) -> f64| median(runs.iter().map(|r| f(r)).collect());
+        let mut wrk = BTreeMap::new();
+        for key in first.wrk.keys() {
+            let all: Vec<&Wrk> = runs.iter().filter_map(|r| r.wrk.get(key)).collect();
+            let m = |f: &dyn Fn(&Wrk) -> f64| median(all.iter().map(|w| f(w)).collect());
+            let errors: Vec<&str> = all
+                .iter()
+                .map(|w| w.socket_errors.as_str())
+                .filter(|e| !e.is_empty())
+                .collect();
+            wrk.insert(
+                *key,
+                Wrk {
+                    requests_per_s: m(&|w| w.requests_per_s),
+                    p50_ms: m(&|w| w.p50_ms),
+                    p99_ms: m(&|w| w.p99_ms),
+                    requests: all.iter().map(|w| w.requests).sum(),
+                    non_2xx: all.iter().map(|w| w.non_2xx).sum(),
+                    socket_errors: errors.join("; "),
+                },
+            );
+        }
+        let cycles: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.cycle).collect();
+        Some(Figures {
+            run: 0,
+            nodes_listed: runs.iter().map(|r| r.nodes_listed).min()?,
+            faulty_listed: runs.iter().flat_map(|r| r.faulty_listed.clone()).collect(),
+            pods_listed: runs.iter().map(|r| r.pods_listed).min()?,
+            first_s: med(&|r| r.first_s),
+            cycle: (!cycles.is_empty()).then(|| {
+                (
+                    cycles.iter().map(|c| c.0).sum::<f64>() / cycles.len() as f64,
+                    cycles.iter().map(|c| c.1).fold(0.0, f64::max),
+                )
+            }),
+            cpu_cores: runs.iter().flat_map(|r| r.cpu_cores.clone()).collect(),
+            others_cores: runs.iter().flat_map(|r| r.others_cores.clone()).collect(),
+            steal_cores: runs.iter().flat_map(|r| r.steal_cores.clone()).collect(),
+            rss_kib: runs.iter().flat_map(|r| r.rss_kib.clone()).collect(),
+            hwm_before_load_kib: runs.iter().map(|r| r.hwm_before_load_kib).max()?,
+            hwm_kib: runs.iter().map(|r| r.hwm_kib).max()?,
+            rss_end_kib: med(&|r| r.rss_end_kib as f64) as u64,
+            oldest_s: runs.iter().map(|r| r.oldest_s).fold(f64::NAN, f64::max),
+            wrk,
+            ..first.clone()
+        })
+    }
+
     fn json(&self, pods_per_node: usize, periods: u64) -> serde_json::Value {
         let wrk: serde_json::Map<String, serde_json::Value> = self
             .wrk
@@ -503,6 +611,7 @@ impl Figures {
             .collect();
         serde_json::json!({
             "server": self.label(),
+            "run": self.run,
             "nodes": self.nodes,
             "pods_per_node": pods_per_node,
             "periods": periods,
@@ -515,6 +624,10 @@ impl Figures {
             "cycle_mean_s": self.cycle.map(|c| c.0),
             "cycle_max_bucket_s": self.cycle.map(|c| if c.1.is_finite() { c.1.to_string() } else { "+Inf".into() }),
             "cpu_cores_per_period": self.cpu_cores,
+            "others_cores_per_period": self.others_cores,
+            "steal_cores_per_period": self.steal_cores,
+            "quiet_wait_s": self.quiet_wait.0,
+            "busy_cores_at_start": self.quiet_wait.1,
             "cpu_m_median": self.cpu_m(),
             "cpu_m_per_node": self.cpu_m() / self.nodes as f64,
             "rss_kib_per_period": self.rss_kib,
@@ -559,6 +672,11 @@ fn run(
         .filter(|n| n.mode.should_succeed())
         .map(|n| n.name.as_str())
         .collect();
+    let quiet_wait = wait_until_quiet(ticks_per_s);
+    eprintln!(
+        "{who}: machine quiet after {:.0} s ({:.2} cores busy)",
+        quiet_wait.0, quiet_wait.1
+    );
     let started = Instant::now();
     let server = MetricsServer::start(implementation, kubeconfig, &format!("{RESOLUTION_S}s"));
     let _logs = server.failure_guard();
@@ -597,14 +715,20 @@ fn run(
     std::thread::sleep(Duration::from_secs(RESOLUTION_S));
     let cycles_before = cycle_histogram(cp, &server);
     let mut cpu = Vec::new();
+    let (mut others, mut steal) = (Vec::new(), Vec::new());
     let mut rss = Vec::new();
     let (_, _, mut last) = sample(pid);
+    let (mut last_busy, mut last_steal) = machine_ticks();
+    let cores = |ticks: u64| ticks as f64 / ticks_per_s / RESOLUTION_S as f64;
     for _ in 0..periods {
         std::thread::sleep(Duration::from_secs(RESOLUTION_S));
         let (r, _, t) = sample(pid);
-        cpu.push((t - last) as f64 / ticks_per_s / RESOLUTION_S as f64);
+        let (busy, stolen) = machine_ticks();
+        cpu.push(cores(t - last));
+        others.push(cores(busy - last_busy).max(cores(t - last)) - cores(t - last));
+        steal.push(cores(stolen - last_steal));
         rss.push(r as f64);
-        last = t;
+        (last, last_busy, last_steal) = (t, busy, stolen);
     }
     let (_, hwm_before_load, _) = sample(pid);
     let cycles_after = cycle_histogram(cp, &server);
@@ -679,6 +803,7 @@ fn run(
     let (rss_end, hwm, _) = sample(pid);
     Figures {
         implementation,
+        run: 0,
         nodes,
         healthy: healthy.len(),
         nodes_listed: listed.len(),
@@ -688,6 +813,9 @@ fn run(
         first_s: first.as_secs_f64(),
         cycle,
         cpu_cores: cpu,
+        others_cores: others,
+        steal_cores: steal,
+        quiet_wait,
         rss_kib: rss,
         hwm_before_load_kib: hwm_before_load,
         hwm_kib: hwm,
@@ -708,21 +836,40 @@ fn run(
 // The table
 // ---------------------------------------------------------------------------------------------
 
-fn print_table(results: &[Figures], periods: u64) {
+fn print_table(results: &[Figures], periods: u64, rounds: usize) {
     let wrk_columns: Vec<(&str, &str)> = VIAS
         .iter()
         .flat_map(|via| LOADS.iter().map(move |(what, _)| (*what, *via)))
         .collect();
     let mut header = format!(
-        "| server | nodes | nodes listed | Pod objects | pods listed | first complete answer | scrape cycle (mean; max bucket) | CPU (median of {periods} × 15 s) | CPU per node | RSS (median) | RSS per node | VmHWM (before load) | oldest point |"
+        "| server | nodes | nodes listed | Pod objects | pods listed | first complete answer | scrape cycle (mean; max bucket) | CPU (median of {periods} × 15 s) | CPU per node | rest of the machine's CPU (median; steal) | RSS (median) | RSS per node | VmHWM (before load) | oldest point |"
     );
     for (what, via) in &wrk_columns {
         let c = LOADS.iter().find(|l| l.0 == *what).map_or(0, |l| l.1);
         header.push_str(&format!(" {what}, {via} (c{c}: req/s, p50 / p99) |"));
     }
     println!("{header}");
-    println!("|{}", "---|".repeat(13 + wrk_columns.len()));
-    for f in results {
+    println!("|{}", "---|".repeat(14 + wrk_columns.len()));
+    // With several runs per server: a row per run, then the runs of each server pooled, and the
+    // ratios of the pooled figures.
+    let pooled: Vec<Figures> = if rounds > 1 {
+        Implementation::ALL
+            .into_iter()
+            .filter_map(|i| {
+                let runs: Vec<&Figures> =
+                    results.iter().filter(|f| f.implementation == i).collect();
+                Figures::pooled(&runs)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for f in results.iter().chain(&pooled) {
+        let label = match (rounds, f.run) {
+            (1, _) => f.label().to_string(),
+            (_, 0) => format!("{}, {rounds} runs pooled", f.label()),
+            (_, r) => format!("{}, run {r}", f.label()),
+        };
         let cycle = match f.cycle {
             Some((mean, max)) if max.is_finite() => format!("{mean:.2} s; ≤ {max} s"),
             Some((mean, _)) => format!("{mean:.2} s; +Inf"),
@@ -730,8 +877,7 @@ fn print_table(results: &[Figures], periods: u64) {
         };
         let rss = f.rss_kib_median();
         let mut row = format!(
-            "| {} | {} | {} | {} | {} | {:.1} s | {cycle} | {:.0} m | {:.3} m | {:.1} MiB | {:.0} KiB | {:.1} MiB ({:.1}) | {:.1} s |",
-            f.label(),
+            "| {label} | {} | {} | {} | {} | {:.1} s | {cycle} | {:.0} m | {:.3} m | {:.0} m; {:.0} m | {:.1} MiB | {:.0} KiB | {:.1} MiB ({:.1}) | {:.1} s |",
             f.nodes,
             f.nodes_listed,
             f.pod_objects,
@@ -739,6 +885,8 @@ fn print_table(results: &[Figures], periods: u64) {
             f.first_s,
             f.cpu_m(),
             f.cpu_m() / f.nodes as f64,
+            median(f.others_cores.clone()) * 1000.0,
+            median(f.steal_cores.clone()) * 1000.0,
             rss / 1024.0,
             rss / f.nodes as f64,
             f.hwm_kib as f64 / 1024.0,
@@ -753,12 +901,17 @@ fn print_table(results: &[Figures], periods: u64) {
         }
         println!("{row}");
     }
-    let by = |i: Implementation| results.iter().find(|f| f.implementation == i);
+    let compared = if pooled.is_empty() {
+        results
+    } else {
+        &pooled[..]
+    };
+    let by = |i: Implementation| compared.iter().find(|f| f.implementation == i);
     if let (Some(u), Some(k)) = (by(Implementation::Upstream), by(Implementation::Builtin)) {
         let per_node = |f: &Figures| f.cpu_m() / f.nodes as f64;
         let rss_per_node = |f: &Figures| f.rss_kib_median() / f.nodes as f64;
         let mut row = format!(
-            "| upstream / kaddons | | | | | | | | {} | | {} | {} | {} |",
+            "| upstream / kaddons | | | | | | | | {} | | | {} | {} | {} |",
             ratio(per_node(u), per_node(k)),
             ratio(rss_per_node(u), rss_per_node(k)),
             ratio(u.hwm_kib as f64, k.hwm_kib as f64),
@@ -861,11 +1014,34 @@ fn main() {
     );
     // ONLY=upstream or ONLY=builtin runs one server (development runs); the table needs both.
     let only = std::env::var("ONLY").ok();
-    let results: Vec<Figures> = Implementation::ALL
+    let servers: Vec<Implementation> = Implementation::ALL
         .into_iter()
         .filter(|i| only.as_deref().is_none_or(|o| o == i.as_str()))
-        .map(|i| run(&cp, &kubeconfig, i, &kubelets, &token, periods, wrk_secs))
         .collect();
+    // ROUNDS=n runs each server n times, alternating, every other round in reverse order
+    // (upstream, kaddons, kaddons, upstream, ...): this VM's speed drifts over minutes, and a
+    // drift that is steady over the runs then weighs on both servers alike.
+    let rounds = std::env::var("ROUNDS")
+        .ok()
+        .map(|s| {
+            s.parse::<usize>()
+                .expect("ROUNDS: a number of runs per server")
+        })
+        .unwrap_or(1)
+        .max(1);
+    let mut results: Vec<Figures> = Vec::new();
+    for round in 1..=rounds {
+        let mut order = servers.clone();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for i in order {
+            eprintln!("{}: run {round} of {rounds}", i.as_str());
+            let mut f = run(&cp, &kubeconfig, i, &kubelets, &token, periods, wrk_secs);
+            f.run = round;
+            results.push(f);
+        }
+    }
     println!(
         "\n{nodes} nodes × {pods} pods, {periods} periods of {RESOLUTION_S} s, faulty kubelets: {}\n",
         if faulty.is_empty() {
@@ -874,7 +1050,7 @@ fn main() {
             faulty.join(", ")
         }
     );
-    print_table(&results, periods);
+    print_table(&results, periods, rounds);
     let json_file = std::env::var_os("SIDE_BY_SIDE_JSON");
     for f in &results {
         let line = f.json(pods, periods).to_string();
