@@ -23,8 +23,8 @@
 //!   `/apis/metrics.k8s.io/v1beta1/nodes` to the server directly, curl with the admin client
 //!   certificate, every 250 ms) names every healthy node;
 //! - before the start, a wait (at most 2 minutes) for a quiet machine: under 0.15 cores busy
-//!   over 5 s (`/proc/stat`), since the previous run's load leaves kube-apiserver busy for a
-//!   while;
+//!   over 5 s (`/proc/stat`), so no run starts while the previous run's load is still being
+//!   worked off;
 //! - one more 15 s period to settle, then PERIODS periods of 15 s: CPU is utime+stime of
 //!   `/proc/PID/stat` per period (median, and that divided by NODES), beside the rest of the
 //!   machine's busy time and the hypervisor's steal in the same periods (`/proc/stat`; the
@@ -102,10 +102,10 @@ fn machine_ticks() -> (u64, u64) {
     (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
 }
 
-/// Waits (at most 2 minutes) until the machine is quiet: under 0.15 cores busy over 5 s. The
-/// previous server's run leaves kube-apiserver busy for a while after its wrk load, and CPU
-/// time measured beside a busy sibling vCPU reads higher. Returns the seconds waited and the
-/// last 5 s window's busy cores.
+/// Waits (at most 2 minutes) until the machine is quiet: under 0.15 cores busy over 5 s, so a
+/// run never starts while the previous run's wrk load is still being worked off (by
+/// kube-apiserver, say). In the runs of 2026-12-04 the machine was quiet within the first 5 s
+/// every time. Returns the seconds waited and the last 5 s window's busy cores.
 fn wait_until_quiet(ticks_per_s: f64) -> (f64, f64) {
     let started = Instant::now();
     loop {
