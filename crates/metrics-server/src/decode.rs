@@ -275,10 +275,7 @@ enum Series {
 
 impl Series {
     fn classify(name: &[u8]) -> Series {
-        KNOWN_SERIES
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map_or(Series::Other, |&(_, series)| series)
+        lookup(&KNOWN_SERIES, name).unwrap_or(Series::Other)
     }
 
     fn is_container(self) -> bool {
@@ -537,11 +534,16 @@ enum Label {
 
 impl Label {
     fn classify(name: &[u8]) -> Label {
-        KNOWN_LABELS
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map_or(Label::Other, |&(_, label)| label)
+        lookup(&KNOWN_LABELS, name).unwrap_or(Label::Other)
     }
+}
+
+/// The value `name` has in a table of known names, if it is one of them.
+fn lookup<T: Copy>(table: &[(&[u8], T)], name: &[u8]) -> Option<T> {
+    table
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, value)| value)
 }
 
 /// The labels that identify a container.
