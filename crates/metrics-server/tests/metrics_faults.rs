@@ -186,3 +186,54 @@ async fn one_node_per_fault_mode_affects_only_itself() {
 
     server.shutdown().await;
 }
+
+/// More hung kubelets than request slots (black-holed or powered-off nodes are common in real
+/// clusters): each would hold its slot until its timeout, the whole cycle budget, and every
+/// healthy node behind them would miss the cycle. A request still waiting after a tenth of its
+/// timeout gives its slot to the next node, so the healthy nodes are all scraped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_kubelets_outnumbering_the_request_slots_do_not_starve_the_rest() {
+    kaddons_metrics_server::install_crypto_provider();
+    const SLOTS: usize = 2;
+    let mut fc = fleet::FleetConfig::new(12, 4);
+    // The first names in scrape order: they take the slots before any healthy node.
+    for i in 0..2 * SLOTS {
+        fc.overrides.insert(i, Mode::Hang);
+    }
+    let fleet = fleet::start(fc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &fleet.ca_pem).unwrap();
+    let targets: Vec<NodeTarget> = fleet
+        .nodes
+        .iter()
+        .map(|n| NodeTarget {
+            name: n.name.clone(),
+            address: n.addr.ip().to_string(),
+            port: n.addr.port(),
+            path: "/metrics/resource".into(),
+            labels: BTreeMap::new(),
+        })
+        .collect();
+    let store = Arc::new(SharedStore::new(Duration::from_secs(15)));
+    let mut config = ScrapeConfig::new(Duration::from_secs(15));
+    config.stagger = Duration::ZERO;
+    config.max_concurrency = SLOTS;
+    config.request_timeout = TIMEOUT;
+    config.verify = KubeletVerify::CaFile(ca_file);
+    let scraper = Scraper::new(config, Arc::new(StaticSource::new(targets)), store).unwrap();
+
+    let report = scraper.scrape_once().await;
+    let mut results: Vec<(Mode, &str)> = report
+        .nodes
+        .iter()
+        .map(|n| {
+            let mode = fleet.nodes.iter().find(|f| f.name == n.node).unwrap().mode;
+            (mode, n.result.as_ref().map_or_else(|e| e.kind(), |()| "ok"))
+        })
+        .collect();
+    results.sort_unstable();
+    let mut want = vec![(Mode::Healthy, "ok"); 12 - 2 * SLOTS];
+    want.extend(vec![(Mode::Hang, "timeout"); 2 * SLOTS]);
+    assert_eq!(results, want);
+}
