@@ -14,7 +14,7 @@
 # bounded: the harness exits after CYCLES cycles, the fleet after its duration, wrk after -d.
 #
 # Environment: CARGO_TARGET_DIR (default target), OUT (default /tmp/kaddons-scale), CYCLES
-# (default 7), PODS (30), STAGGER_MS (unset: the server default of resolution/4),
+# (default 7), PODS (30), STAGGER_MS (unset: the server default, no stagger),
 # WRK_ONE_SECS (10), WRK_LIST_SECS (12).
 set -euo pipefail
 
