@@ -46,6 +46,10 @@
 //!   127.0.0.1:PORT; Available=True awaited); unregistered afterwards;
 //! - VmHWM after that load.
 //!
+//! On stderr too: the node with the oldest point, and where each run's server log is kept
+//! (`/tmp/side-by-side-NODES-SERVER-PID.log`; upstream logs each failed scrape with its node
+//! and error).
+//!
 //! Output: per size, a markdown table on stdout (one row per server, then upstream / kaddons
 //! ratios) and one JSON line per server on stderr (`json: {...}`), also appended to the file
 //! named by `SIDE_BY_SIDE_JSON` when set. Needs root (network namespace), wrk, curl, and the
@@ -739,10 +743,20 @@ fn run(
     let (_, body, _) = get(cp, server.port, NODES_PATH);
     let now = now_s();
     let listed = items(&body);
-    let oldest = listed
+    let (oldest, oldest_node) = listed
         .iter()
-        .filter_map(|n| n["timestamp"].as_str().and_then(epoch))
-        .fold(f64::NAN, f64::min);
+        .filter_map(|n| Some((n["timestamp"].as_str().and_then(epoch)?, name_of(n))))
+        .fold((f64::NAN, ""), |a, b| {
+            if b.0 < a.0 || a.0.is_nan() {
+                b
+            } else {
+                a
+            }
+        });
+    eprintln!(
+        "{who}: oldest point {:.1} s old, node {oldest_node}",
+        now - oldest
+    );
     let faulty_listed: Vec<String> = listed
         .iter()
         .map(name_of)
@@ -801,6 +815,12 @@ fn run(
         }
     }
     let (rss_end, hwm, _) = sample(pid);
+    // The server's log (its scrape errors name the node and the error) outlives the run.
+    let kept_log = format!("/tmp/side-by-side-{nodes}-{who}-{pid}.log");
+    match std::fs::copy(server.log_path(), &kept_log) {
+        Ok(_) => eprintln!("{who}: its log is kept in {kept_log}"),
+        Err(e) => eprintln!("{who}: its log could not be kept in {kept_log}: {e}"),
+    }
     Figures {
         implementation,
         run: 0,

@@ -1152,6 +1152,11 @@ impl MetricsServer {
         path
     }
 
+    /// The file the server's stdout and stderr go to; it is deleted with the server.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// A guard that prints this server's log if the test panics while it is alive.
     pub fn failure_guard(&self) -> ServerLogGuard {
         ServerLogGuard {
