@@ -150,8 +150,8 @@ impl ScrapeConfig {
     /// flight. Spread over 2.5 s, every node start and most responses found the scraper's
     /// thread asleep, and each wake-up cost more than the request; all at once, the thread
     /// stays busy and one wake-up serves many responses (1,000 nodes: 0.17-0.20 CPU seconds
-    /// per cycle spread against 0.09-0.10 at once in `metrics_harness`; 10 mCPU against 5 in
-    /// the side-by-side run, BENCHMARKS.md).
+    /// per cycle spread against 0.09-0.10 at once in `metrics_harness`; 10-16 mCPU against 6
+    /// in the side-by-side runs, BENCHMARKS.md).
     pub fn new(metric_resolution: Duration) -> Self {
         ScrapeConfig {
             metric_resolution,
