@@ -133,7 +133,8 @@ pub struct ScrapeConfig {
     /// A node whose body exceeds this fails.
     pub max_body_bytes: usize,
     /// Node starts are spread over `[0, stagger)`; zero (the default) starts them all at once,
-    /// `max_concurrency` in flight at a time.
+    /// `max_concurrency` holding a request slot at a time (a request that still waits after a
+    /// tenth of its timeout gives its slot up).
     pub stagger: Duration,
     pub verify: KubeletVerify,
     /// PEM files: client certificate chain and key (`--kubelet-client-certificate/-key`).
@@ -785,8 +786,8 @@ impl Scraper {
         &self.inner.client
     }
 
-    /// One cycle: scrape every target concurrently (bounded, staggered if so configured, each with its
-    /// timeout), then store the successful batches. Always finishes within the request
+    /// One cycle: scrape every target concurrently (bounded, staggered if so configured, each
+    /// with its timeout), then store the successful batches. Always finishes within the request
     /// timeout (at most the metric resolution) plus scheduling slack: the batches are stored
     /// when the slowest node ends, so this bound is what keeps healthy nodes' data fresh.
     pub async fn scrape_once(&self) -> CycleReport {

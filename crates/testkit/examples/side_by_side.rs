@@ -728,8 +728,9 @@ fn run(
         std::thread::sleep(Duration::from_secs(RESOLUTION_S));
         let (r, _, t) = sample(pid);
         let (busy, stolen) = machine_ticks();
-        cpu.push(cores(t - last));
-        others.push(cores(busy - last_busy).max(cores(t - last)) - cores(t - last));
+        let server_cores = cores(t - last);
+        cpu.push(server_cores);
+        others.push((cores(busy - last_busy) - server_cores).max(0.0));
         steal.push(cores(stolen - last_steal));
         rss.push(r as f64);
         (last, last_busy, last_steal) = (t, busy, stolen);
@@ -746,13 +747,8 @@ fn run(
     let (oldest, oldest_node) = listed
         .iter()
         .filter_map(|n| Some((n["timestamp"].as_str().and_then(epoch)?, name_of(n))))
-        .fold((f64::NAN, ""), |a, b| {
-            if b.0 < a.0 || a.0.is_nan() {
-                b
-            } else {
-                a
-            }
-        });
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((f64::NAN, ""));
     eprintln!(
         "{who}: oldest point {:.1} s old, node {oldest_node}",
         now - oldest
